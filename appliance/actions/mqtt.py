@@ -1,0 +1,117 @@
+"""MQTT: availability, per-camera state, alert events and the legacy status message (paho-mqtt v2).
+
+Topics, with ``P = <prefix>/<device_id>``:
+
+* ``P/available``: ``online`` / ``offline``, retained; ``offline`` is the last will, so a killed
+  service shows as unavailable within the broker's keepalive handling (at once on a dropped TCP).
+* ``P/<camera>/state``: retained JSON (state, score, decision, fps, camera status, last alert).
+* ``P/<camera>/event``: one JSON message per alert (QoS 1).
+* ``MQTT_TOPIC`` (``mqtt.status_topic``): the RTSP+Bedrock detector's
+  ``{"timestamp", "print_failed", "description"}`` after each analysed frame, for compatibility.
+
+paho's network thread reconnects by itself (1 s doubling to 60 s); publishing never blocks the
+analysis loop. A password is only ever handed to paho, never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from appliance.config.model import MqttConfig
+
+logger = logging.getLogger(__name__)
+
+
+class MqttPublisher:
+    """One connection to the broker for the whole appliance."""
+
+    def __init__(self, config: MqttConfig, client_id: str | None = None):
+        if config.broker_url is None:
+            raise ValueError("MQTT is not configured (mqtt.broker_url)")
+        self.config = config
+        self.base = f"{config.prefix}/{config.device_id}"
+        self.availability_topic = f"{self.base}/available"
+        url = urlsplit(config.broker_url)
+        self._host = url.hostname or "localhost"
+        tls = url.scheme in ("mqtts", "ssl")
+        self._port = url.port or (8883 if tls else 1883)
+        self.connected = threading.Event()
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"layerwatch-{config.device_id}",
+            clean_session=True,
+        )
+        username = config.username or url.username
+        password = config.password.get_secret_value() if config.password else url.password
+        if username:
+            self._client.username_pw_set(username, password)
+        if tls:
+            self._client.tls_set(
+                ca_certs=str(config.ca_file) if config.ca_file else None,
+                certfile=str(config.client_cert) if config.client_cert else None,
+                keyfile=str(config.client_key) if config.client_key else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        self._client.will_set(self.availability_topic, "offline", qos=1, retain=True)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=60)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+
+    def camera_topic(self, camera: str, leaf: str) -> str:
+        return f"{self.base}/{camera}/{leaf}"
+
+    def start(self) -> None:
+        """Connect in the background; returns at once even if the broker is down."""
+        logger.info("MQTT broker %s:%d, topics under %s", self._host, self._port, self.base)
+        self._client.connect_async(self._host, self._port, keepalive=self.config.keepalive_s)
+        self._client.loop_start()
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            logger.warning("MQTT connection refused: %s", reason)
+            return
+        logger.info("MQTT connected")
+        client.publish(self.availability_topic, "online", qos=1, retain=True)
+        self.connected.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self.connected.clear()
+        if reason.is_failure:
+            logger.warning("MQTT disconnected (%s); reconnecting", reason)
+
+    def publish_json(self, topic: str, payload: dict[str, Any], qos: int = 0, retain: bool = False) -> None:
+        self._client.publish(topic, json.dumps(payload, separators=(",", ":")), qos=qos, retain=retain)
+
+    def publish_state(self, camera: str, payload: dict[str, Any]) -> None:
+        self.publish_json(self.camera_topic(camera, "state"), payload, qos=1, retain=True)
+
+    def publish_event(self, camera: str, payload: dict[str, Any]) -> None:
+        self.publish_json(self.camera_topic(camera, "event"), payload, qos=1)
+
+    def publish_status(self, timestamp: str, print_failed: bool, description: str) -> None:
+        """The RTSP+Bedrock detector's per-frame message on ``MQTT_TOPIC``."""
+        if self.config.status_topic:
+            self.publish_json(
+                self.config.status_topic,
+                {"timestamp": timestamp, "print_failed": print_failed, "description": description},
+            )
+
+    def stop(self) -> None:
+        """Say ``offline`` (retained) and disconnect cleanly."""
+        try:
+            if self.connected.is_set():
+                info = self._client.publish(self.availability_topic, "offline", qos=1, retain=True)
+                info.wait_for_publish(timeout=1.0)
+            self._client.disconnect()
+        except (RuntimeError, ValueError) as exc:
+            logger.debug("MQTT stop: %s", exc)
+        finally:
+            self._client.loop_stop()

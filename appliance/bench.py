@@ -1,0 +1,152 @@
+"""``layerwatch bench``: where a frame's time goes, and what the service costs, on this machine.
+
+Two measurements, both pinned to one CPU core:
+
+1. In process, over the bundled clip: per-frame milliseconds of decode (video -> BGR), preprocess
+   (resize + colour), inference (the backend) and decision (prototype scoring + decision engine);
+   ``pipeline_fps`` = 1000 / their sum.
+2. A real ``layerwatch run`` child process on the looping clip with ``NOTIFY_SOCKET`` set:
+   ``ready_s`` = seconds from spawn to ``READY=1`` (first analysed frame), ``service_fps`` = frames
+   analysed per second after that, ``peak_rss_mb`` = the child's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from appliance.config.model import DecisionConfig, DetectorConfig
+from appliance.decision import DecisionEngine
+from appliance.demo import DEMO_CLIP
+from appliance.detector import load_detector
+from appliance.detector.base import verdict_for
+from appliance.detector.prototype_detector import to_model_input
+
+
+def _pin_to_one_core() -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+def _decoded_frames(count: int) -> tuple[list[np.ndarray], float]:
+    import cv2
+
+    frames: list[np.ndarray] = []
+    spent = 0.0
+    capture = cv2.VideoCapture(str(DEMO_CLIP))
+    while len(frames) < count:
+        start = time.perf_counter()
+        ok, frame = capture.read()
+        spent += time.perf_counter() - start
+        if not ok:
+            capture.release()
+            capture = cv2.VideoCapture(str(DEMO_CLIP))
+            continue
+        frames.append(frame)
+    capture.release()
+    return frames, spent * 1000 / count
+
+
+def stage_times(model: Path | None, count: int) -> dict[str, float | str]:
+    frames, decode_ms = _decoded_frames(count)
+    detector = load_detector(DetectorConfig(model=model, threads=1))
+    engine = DecisionEngine("bench", DecisionConfig())
+    scoring = detector.default_scoring
+    pre = inf = dec = 0.0
+    for i, frame in enumerate(frames):
+        t0 = time.perf_counter()
+        rgb = to_model_input(frame, detector.input_size)
+        t1 = time.perf_counter()
+        embedding, patches = detector.backend.embed(rgb)
+        t2 = time.perf_counter()
+        score, _ = scoring.scorer.score(embedding, patches, detector.bundle.patch_grid)
+        verdict = verdict_for(score, scoring.threshold, scoring.band)
+        engine.observe(verdict.value == "failure", score, float(i))
+        t3 = time.perf_counter()
+        pre, inf, dec = pre + t1 - t0, inf + t2 - t1, dec + t3 - t2
+    per = {
+        k: v * 1000 / count for k, v in (("preprocess_ms", pre), ("inference_ms", inf), ("decision_ms", dec))
+    }
+    total = decode_ms + sum(per.values())
+    return {
+        "backend": detector.backend_name,
+        "input_size": f"{detector.input_size[0]}x{detector.input_size[1]}",
+        "decode_ms": round(decode_ms, 3),
+        **{k: round(v, 3) for k, v in per.items()},
+        "pipeline_ms": round(total, 3),
+        "pipeline_fps": round(1000 / total, 1),
+    }
+
+
+def service_figures(model: Path | None, frames: int) -> dict[str, float]:
+    """Spawn ``layerwatch run`` on the looping clip and watch it through NOTIFY_SOCKET."""
+    with tempfile.TemporaryDirectory(prefix="layerwatch-bench-") as tmp:
+        config = Path(tmp) / "bench.toml"
+        model_line = f'model = "{model}"\n' if model else ""
+        config.write_text(
+            f'[service]\nstate_dir = "{tmp}"\nanalysis_interval_s = 0\nlog_level = "warning"\n'
+            f"[detector]\n{model_line}threads = 1\n"
+            f'[[cameras]]\nname = "bench"\n[cameras.source]\ntype = "replay"\npath = "{DEMO_CLIP}"\n'
+            "rate_fps = 0\nloop = true\n"
+        )
+        sock_path = Path(tmp) / "notify.sock"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.bind(str(sock_path))
+            sock.settimeout(30.0)
+            env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "OMP_NUM_THREADS": "1"}
+            for name in ("RTSP_URL", "MQTT_BROKER_URL", "TEST_MODE"):
+                env.pop(name, None)
+            start = time.monotonic()
+            child = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "appliance",
+                    "run",
+                    "--config",
+                    str(config),
+                    "--max-frames",
+                    str(frames),
+                ],
+                env=env,
+                preexec_fn=_pin_to_one_core,
+            )
+            ready_at = None
+            while ready_at is None:
+                message = sock.recv(4096).decode()
+                if "READY=1" in message:
+                    ready_at = time.monotonic()
+            child.wait(timeout=300)
+            ended = time.monotonic()
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {
+        "ready_s": round(ready_at - start, 3),
+        "service_fps": round((frames - 1) / max(ended - ready_at, 1e-6), 1),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+    }
+
+
+def run_bench(model: Path | None, frames: int) -> dict[str, float | str]:
+    _pin_to_one_core()
+    figures: dict[str, float | str] = {"cpu": _cpu_name(), "cores_used": 1}
+    figures.update(stage_times(model, frames))
+    figures.update(service_figures(model, frames))
+    return figures
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"

@@ -1,0 +1,75 @@
+"""``layerwatch calibrate``: capture a camera's normal frames (or read a folder) and store the
+calibration the detector uses from its next start.
+
+Point the camera at a normal print in progress (or an empty bed under the usual light) and run it;
+frames are taken ``calibration.interval_s`` seconds apart so they show some variety. Give
+``--failures DIR`` with a few pictures of failures *from this camera* to sharpen the model further.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from appliance.config.model import CameraConfig, LayerwatchConfig
+from appliance.detector import build_calibration, load_detector, save_calibration
+from appliance.detector.calibration import read_image_folder
+from appliance.errors import CalibrationError, SourceError
+from appliance.sources import build_source
+
+logger = logging.getLogger(__name__)
+
+
+def _pick_camera(config: LayerwatchConfig, name: str | None) -> CameraConfig:
+    if name is None:
+        return config.cameras[0]
+    for camera in config.cameras:
+        if camera.name == name:
+            return camera
+    raise CalibrationError(f"no camera named {name!r} (have: {', '.join(c.name for c in config.cameras)})")
+
+
+def capture_frames(
+    camera: CameraConfig, count: int, interval_s: float, input_size: tuple[int, int]
+) -> list[np.ndarray]:
+    """Take ``count`` frames from the camera, ``interval_s`` apart; camera hiccups are retried."""
+    frames: list[np.ndarray] = []
+    source = build_source(camera.name, camera.source, input_size)
+    deadline = time.monotonic() + max(60.0, count * (interval_s + 5.0))
+    with source:
+        while len(frames) < count:
+            if time.monotonic() > deadline:
+                raise CalibrationError(f"camera {camera.name}: only {len(frames)} of {count} frames arrived")
+            try:
+                frame = source.read(timeout_s=5.0)
+            except SourceError as exc:
+                logger.warning("camera %s: %s; retrying", camera.name, exc)
+                time.sleep(1.0)
+                continue
+            frames.append(frame.image)
+            logger.info("camera %s: frame %d/%d", camera.name, len(frames), count)
+            if len(frames) < count and interval_s > 0:
+                time.sleep(interval_s)
+    return frames
+
+
+def run_calibration(
+    config: LayerwatchConfig,
+    camera_name: str | None,
+    frames: int | None,
+    from_folder: Path | None,
+    failures: Path | None,
+) -> Path:
+    camera = _pick_camera(config, camera_name)
+    detector = load_detector(config.detector)
+    if from_folder is not None:
+        ok_frames = read_image_folder(from_folder)
+    else:
+        count = frames or camera.calibration.frames
+        ok_frames = capture_frames(camera, count, camera.calibration.interval_s, detector.input_size)
+    failure_frames = read_image_folder(failures) if failures is not None else []
+    calibration = build_calibration(detector, camera.name, ok_frames, failure_frames)
+    return save_calibration(calibration, config.service.state_dir)

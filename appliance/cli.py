@@ -1,0 +1,178 @@
+"""The ``layerwatch`` command.
+
+Subcommands: ``run`` (the service), ``demo`` (the service on the bundled clip), ``check-config``,
+``calibrate``, ``test`` (analyse one frame and exit; also ``TEST_MODE=true layerwatch run``),
+``bench`` (speed and memory figures) and ``eval`` (accuracy on a manifest of labelled frames).
+
+Exit codes: 0 success, 1 runtime failure, 2 usage error, 78 invalid configuration (EX_CONFIG).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from appliance import __version__
+from appliance.config import EX_CONFIG, LayerwatchConfig, load_config
+from appliance.errors import ConfigError, LayerwatchError
+from appliance.service.logging_setup import setup_logging
+
+logger = logging.getLogger("appliance.cli")
+
+
+def _add_config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", type=Path, default=None,
+        help="TOML file (default: $LAYERWATCH_CONFIG or /etc/layerwatch/layerwatch.toml)",
+    )  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="layerwatch", description="Watch a 3D printer; stop failed prints.")
+    parser.add_argument("--version", action="version", version=f"layerwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the service")
+    _add_config_arg(run)
+    run.add_argument("--print-decisions", action="store_true", help="print one line per analysed frame")
+    run.add_argument("--max-frames", type=int, default=None, help=argparse.SUPPRESS)
+
+    demo = sub.add_parser("demo", help="run on the bundled replay clip with the shipped model")
+    demo.add_argument(
+        "--rate", type=float, default=10.0, help="clip frames per second (0: as fast as possible)"
+    )
+
+    check = sub.add_parser("check-config", help="validate the configuration and exit (78 if invalid)")
+    _add_config_arg(check)
+    check.add_argument("--schema", action="store_true", help="print the JSON schema of the config file")
+
+    calibrate = sub.add_parser("calibrate", help="learn a camera's normal look (and failures)")
+    _add_config_arg(calibrate)
+    calibrate.add_argument("--camera", help="camera name (default: the first)")
+    calibrate.add_argument("--frames", type=int, help="frames to capture (default: calibration.frames)")
+    calibrate.add_argument("--from-folder", type=Path, help="read normal frames from this folder instead")
+    calibrate.add_argument("--failures", type=Path, help="folder of failure frames from this camera")
+
+    test = sub.add_parser("test", help="analyse one frame per camera, print JSON, exit")
+    _add_config_arg(test)
+
+    bench = sub.add_parser("bench", help="measure per-stage time, frame rate, memory and start-up")
+    bench.add_argument("--model", type=Path, help="model manifest or file (default: shipped)")
+    bench.add_argument("--frames", type=int, default=300, help="frames to time")
+    bench.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
+
+    evaluate = sub.add_parser("eval", help="accuracy on a labelled manifest (path,label,camera,role)")
+    evaluate.add_argument("--manifest", type=Path, required=True)
+    evaluate.add_argument("--model", type=Path, help="model manifest or file (default: shipped)")
+    return parser
+
+
+def _load(path: Path | None) -> LayerwatchConfig:
+    return load_config(path)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    if args.schema:
+        print(json.dumps(LayerwatchConfig.model_json_schema(), indent=2))
+        return 0
+    config = _load(args.config)
+    cameras = ", ".join(f"{c.name} ({c.source.type})" for c in config.cameras)
+    print(f"configuration OK: {len(config.cameras)} camera(s): {cameras}; MQTT "
+          f"{'on' if config.mqtt.enabled else 'off'}")  # fmt: skip
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from appliance.service.runner import Service, dumps
+
+    config = _load(args.config)
+    setup_logging(config.service.log_level)
+    service = Service(config, print_decisions=args.print_decisions, max_frames=args.max_frames)
+    service.install_signal_handlers()
+    if config.service.test_mode:
+        print(dumps(service.test_once()))
+        return 0
+    return service.run()
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from appliance.service.runner import Service, dumps
+
+    config = _load(args.config)
+    setup_logging(config.service.log_level)
+    service = Service(config)
+    service.install_signal_handlers()
+    results = service.test_once()
+    print(dumps(results))
+    return 1 if any("error" in r for r in results) else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from appliance.demo import demo_config
+    from appliance.service.runner import Service
+
+    config = demo_config(rate_fps=args.rate)
+    setup_logging(config.service.log_level)
+    print("Layerwatch demo: the bundled replay clip, the shipped model, no broker, no cloud")
+    service = Service(config, print_decisions=True)
+    service.install_signal_handlers()
+    return service.run()
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from appliance.calibrate import run_calibration
+
+    config = _load(args.config)
+    setup_logging(config.service.log_level)
+    path = run_calibration(config, args.camera, args.frames, args.from_folder, args.failures)
+    print(f"calibration saved: {path} (used on the next start)")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from appliance.bench import run_bench
+
+    setup_logging("warning")
+    figures = run_bench(args.model, args.frames)
+    for key, value in figures.items():
+        print(f"{key:<24} {value}")
+    if args.json:
+        print(json.dumps(figures))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from appliance.evaluate import run_eval
+
+    setup_logging("warning")
+    result = run_eval(args.manifest, args.model)
+    print(json.dumps(result))
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "demo": cmd_demo,
+    "check-config": cmd_check_config,
+    "calibrate": cmd_calibrate,
+    "test": cmd_test,
+    "bench": cmd_bench,
+    "eval": cmd_eval,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"layerwatch: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except LayerwatchError as exc:
+        print(f"layerwatch: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

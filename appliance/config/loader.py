@@ -1,0 +1,181 @@
+"""Load the configuration: TOML file, then systemd credentials, then environment variables.
+
+Precedence, lowest first:
+
+1. ``/etc/layerwatch/layerwatch.toml`` (or ``--config``),
+2. files in ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``), one secret per file,
+3. the environment variables of the RTSP+Bedrock detector (``RTSP_URL``, ``MQTT_BROKER_URL``, ...).
+
+Overrides are applied to the raw tree before validation, so every error names the key path
+(``cameras.0.source.url``) and, where an override set it, the variable or credential it came from.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from appliance.config.model import DEFAULT_CONFIG_PATH, LayerwatchConfig
+from appliance.errors import ConfigError
+
+EX_CONFIG = 78  # sysexits.h: configuration error
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_SOURCE_TYPES = {"rtsp", "usb", "http", "csi", "replay"}
+
+
+def _env_bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError([(f"env {name}", f"must be true or false, got {raw!r}")])
+
+
+def _first_camera(tree: dict[str, Any]) -> dict[str, Any]:
+    cameras = tree.setdefault("cameras", [])
+    if not isinstance(cameras, list):
+        raise ConfigError([("cameras", "must be a list of [[cameras]] tables")])
+    if not cameras:
+        cameras.append({"name": "printer"})
+    if not isinstance(cameras[0], dict):
+        raise ConfigError([("cameras.0", "must be a table")])
+    return cameras[0]
+
+
+def _set(tree: dict[str, Any], path: str, value: Any) -> None:
+    node = tree
+    *parents, leaf = path.split(".")
+    for key in parents:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError([(key, "must be a table")])
+        node = child
+    node[leaf] = value
+
+
+def _set_rtsp_url(tree: dict[str, Any], url: str) -> None:
+    camera = _first_camera(tree)
+    source = camera.get("source")
+    if isinstance(source, dict) and source.get("type", "rtsp") == "rtsp":
+        source["url"] = url
+        source["type"] = "rtsp"
+    else:
+        camera["source"] = {"type": "rtsp", "url": url}
+
+
+# name -> (config path it sets, how the raw string becomes the value)
+ENV_OVERRIDES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "DISCORD_WEBHOOK_URL": ("notify.discord.webhook_url", lambda n, v: v),
+    "AWS_REGION": ("cloud.bedrock.region", lambda n, v: v),
+    "AWS_ROLE_ARN": ("cloud.bedrock.role_arn", lambda n, v: v),
+    "INFERENCE_PROFILE_ARN": ("cloud.bedrock.model_id", lambda n, v: v),
+    "APP_AWS_PROFILE": ("cloud.bedrock.profile", lambda n, v: v),
+    "TEST_MODE": ("service.test_mode", _env_bool),
+    "VERBOSE_LOGGING": ("service.log_level", lambda n, v: "debug" if _env_bool(n, v) else "info"),
+    "ANALYSIS_INTERVAL": ("service.analysis_interval_s", lambda n, v: v),
+    "MQTT_BROKER_URL": ("mqtt.broker_url", lambda n, v: v),
+    "MQTT_TOPIC": ("mqtt.status_topic", lambda n, v: v),
+    "LAYERWATCH_STATE_DIR": ("service.state_dir", lambda n, v: v),
+}
+
+# credential file name -> config path (secrets never need to sit in the TOML file)
+CREDENTIAL_FILES: dict[str, str] = {
+    "discord_webhook_url": "notify.discord.webhook_url",
+    "mqtt_username": "mqtt.username",
+    "mqtt_password": "mqtt.password",
+    "aws_credentials": "cloud.bedrock.credentials_file",
+}
+
+
+def apply_overrides(
+    tree: dict[str, Any], environ: Mapping[str, str], origins: dict[str, str]
+) -> dict[str, Any]:
+    """Layer credentials and environment variables onto a raw config tree (in place)."""
+    cred_dir = environ.get("CREDENTIALS_DIRECTORY")
+    if cred_dir:
+        for name, path in CREDENTIAL_FILES.items():
+            file = Path(cred_dir) / name
+            if file.is_file():
+                value: Any = str(file) if name == "aws_credentials" else file.read_text().strip()
+                _set(tree, path, value)
+                origins[path] = f"credential {name}"
+        rtsp_cred = Path(cred_dir) / "rtsp_url"
+        if rtsp_cred.is_file():
+            _set_rtsp_url(tree, rtsp_cred.read_text().strip())
+            origins["cameras.0.source.url"] = "credential rtsp_url"
+    if environ.get("RTSP_URL"):
+        _set_rtsp_url(tree, environ["RTSP_URL"])
+        origins["cameras.0.source.url"] = "env RTSP_URL"
+    for name, (path, convert) in ENV_OVERRIDES.items():
+        raw = environ.get(name)
+        if raw is None or (raw == "" and name not in ("TEST_MODE", "VERBOSE_LOGGING")):
+            continue
+        _set(tree, path, convert(name, raw))
+        origins[path] = f"env {name}"
+    return tree
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for i, item in enumerate(loc):
+        # a discriminated union adds the tag ("rtsp") after "source": it is not a key the user wrote
+        if i > 0 and loc[i - 1] == "source" and item in _SOURCE_TYPES:
+            continue
+        parts.append(str(item))
+    return ".".join(parts) or "(top level)"
+
+
+def validation_problems(exc: ValidationError, origins: Mapping[str, str]) -> list[tuple[str, str]]:
+    problems = []
+    for error in exc.errors():
+        path = _key_path(tuple(error["loc"]))
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        origin = origins.get(path)
+        problems.append((path, f"{message} (from {origin})" if origin else message))
+    return problems
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError([("(file)", f"{path} does not exist")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([("(file)", f"{path} is not valid TOML: {exc}")]) from None
+    except OSError as exc:
+        raise ConfigError([("(file)", f"{path} cannot be read: {exc.strerror}")]) from None
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> LayerwatchConfig:
+    """Read, override and validate the configuration, or raise :class:`ConfigError` naming each key.
+
+    With ``path`` None the default file is read if it exists; otherwise the environment alone
+    must describe a camera (as the RTSP+Bedrock detector's ``RTSP_URL`` does).
+    """
+    environ = os.environ if environ is None else environ
+    if path is None:
+        env_path = environ.get("LAYERWATCH_CONFIG")
+        path = Path(env_path) if env_path else DEFAULT_CONFIG_PATH
+        tree = read_toml(path) if path.exists() else {}
+    else:
+        tree = read_toml(path)
+    origins: dict[str, str] = {}
+    apply_overrides(tree, environ, origins)
+    try:
+        config = LayerwatchConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(validation_problems(exc, origins)) from None
+    if not config.cameras:
+        raise ConfigError([("cameras", "at least one [[cameras]] table (or env RTSP_URL) is needed")])
+    return config

@@ -1,0 +1,224 @@
+"""The configuration tree of Layerwatch: one TOML file, validated by these pydantic models.
+
+Every table rejects unknown keys; every field carries a description with its unit and a default
+(see ``layerwatch check-config --schema`` for the JSON schema). Environment variables and systemd
+credentials are layered on top by :mod:`appliance.config.loader`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from appliance.config.base import StrictModel
+from appliance.config.hardware import HardwareConfig
+from appliance.config.sources import SourceConfig
+
+DEFAULT_CONFIG_PATH = Path("/etc/layerwatch/layerwatch.toml")
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+class ServiceConfig(StrictModel):
+    """How the service loop runs."""
+
+    state_dir: Path = Field(
+        Path("/var/lib/layerwatch"),
+        description="Where calibrations and the alert outbox live (systemd StateDirectory).",
+    )
+    analysis_interval_s: float = Field(
+        2.0,
+        ge=0,
+        le=3600,
+        description="Seconds between analysed frames per camera (env ANALYSIS_INTERVAL); 0: no pause.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level; VERBOSE_LOGGING=true sets debug."
+    )
+    test_mode: bool = Field(False, description="Analyse one frame on demand and exit (env TEST_MODE).")
+    max_consecutive_errors: int = Field(5, ge=1, description="Errors in a row before backing off.")
+    error_backoff_s: float = Field(60.0, ge=0, description="Seconds to pause after too many errors in a row.")
+    watchdog: bool = Field(
+        True, description="Send WATCHDOG=1 from the analysis loop when systemd asks for it."
+    )
+
+
+class DetectorConfig(StrictModel):
+    """The on-device model and how its score becomes a decision."""
+
+    type: Literal["auto", "onnx", "litert"] = Field(
+        "auto", description="Inference backend; auto picks the fastest one available for the model files."
+    )
+    model: Path | None = Field(
+        None, description="Model file (.onnx or .tflite); default: the model shipped with the package."
+    )
+    threads: int = Field(1, ge=1, le=8, description="CPU threads for inference.")
+    threshold: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Failure score at or above which a frame is a failure; default: the model's.",
+    )
+    uncertain_band: float | None = Field(
+        None,
+        ge=0,
+        le=0.5,
+        description="Half-width of the score band around the threshold reported as uncertain.",
+    )
+
+
+class DecisionConfig(StrictModel):
+    """Sliding-window vote, verification burst and cooldown (all per camera)."""
+
+    window: int = Field(5, ge=1, le=100, description="Number of most recent analysed frames in the vote.")
+    votes: int = Field(3, ge=1, le=100, description="Failure votes within the window that make a suspect.")
+    verify_frames: int = Field(4, ge=0, le=20, description="Fresh frames analysed in the verification burst.")
+    verify_interval_s: float = Field(2.0, ge=0, le=60, description="Seconds between burst frames.")
+    verify_min_agree: int = Field(
+        2, ge=1, le=20, description="Burst frames that must say failure to confirm."
+    )
+    cooldown_s: float = Field(900.0, ge=0, description="Seconds after an alert before another can be raised.")
+    uncertain_counts_as_failure: bool = Field(
+        False, description="Count an uncertain frame as a failure vote when no cloud judge resolves it."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DecisionConfig:
+        if self.votes > self.window:
+            raise ValueError(f"votes ({self.votes}) cannot exceed window ({self.window})")
+        if self.verify_frames and self.verify_min_agree > self.verify_frames:
+            raise ValueError(
+                f"verify_min_agree ({self.verify_min_agree}) cannot exceed "
+                f"verify_frames ({self.verify_frames})"
+            )
+        return self
+
+
+class CalibrationConfig(StrictModel):
+    """How ``layerwatch calibrate`` learns this camera's normal look."""
+
+    frames: int = Field(20, ge=1, le=500, description="Frames to capture from the camera.")
+    interval_s: float = Field(1.0, ge=0, description="Seconds between captured frames.")
+
+
+class CameraConfig(StrictModel):
+    """One printer's camera: its source, decision rules, calibration and MQTT topics."""
+
+    name: str = Field("printer", description="Short id used in topics and the state folder ([a-z0-9_-]).")
+    source: SourceConfig
+    decision: DecisionConfig = Field(default_factory=DecisionConfig)
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError("must be 1-32 characters of a-z, 0-9, _ and -, starting with a letter or digit")
+        return value
+
+
+class MqttConfig(StrictModel):
+    """MQTT broker connection and topics (paho-mqtt v2)."""
+
+    broker_url: str | None = Field(
+        None, description="mqtt://host:1883 or mqtts://host:8883 (env MQTT_BROKER_URL); unset disables MQTT."
+    )
+    username: str | None = Field(None, description="Broker user.")
+    password: SecretStr | None = Field(
+        None, description="Broker password (secret; credential mqtt_password)."
+    )
+    prefix: str = Field("layerwatch", description="Topic prefix: <prefix>/<device_id>/<camera>/...")
+    device_id: str = Field("layerwatch", description="This appliance's id in topics and discovery.")
+    status_topic: str | None = Field(
+        None,
+        description="Topic for the legacy {timestamp, print_failed, description} message (env MQTT_TOPIC).",
+    )
+    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive in seconds.")
+    ca_file: Path | None = Field(None, description="CA bundle for mqtts:// (default: system CAs).")
+    client_cert: Path | None = Field(None, description="Client certificate for mutual TLS.")
+    client_key: Path | None = Field(None, description="Client private key for mutual TLS.")
+
+    @field_validator("broker_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
+            raise ValueError(f"must look like mqtt://host:1883 or mqtts://host:8883, got {value!r}")
+        try:
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError as exc:
+            raise ValueError(f"bad port in {value!r}") from exc
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.broker_url is not None
+
+
+class DiscordConfig(StrictModel):
+    """Discord webhook alerts."""
+
+    webhook_url: SecretStr | None = Field(
+        None, description="Webhook URL (secret; env DISCORD_WEBHOOK_URL or credential discord_webhook_url)."
+    )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parts = urlsplit(value.get_secret_value())
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an http(s) webhook URL")
+        return value
+
+
+class NotifyConfig(StrictModel):
+    """Alert channels."""
+
+    discord: DiscordConfig = Field(default_factory=DiscordConfig)
+
+
+class BedrockConfig(StrictModel):
+    """AWS Bedrock cloud judge (used only for frames the local model is unsure of)."""
+
+    enabled: bool = Field(False, description="Send uncertain frames to Bedrock (off by default: privacy).")
+    region: str = Field("us-west-2", description="AWS region (env AWS_REGION).")
+    role_arn: str | None = Field(None, description="Role to assume with sts:AssumeRole (env AWS_ROLE_ARN).")
+    model_id: str | None = Field(
+        None, description="Model id or inference profile ARN (env INFERENCE_PROFILE_ARN)."
+    )
+    profile: str = Field("default", description="Profile in the credentials file (env APP_AWS_PROFILE).")
+    credentials_file: Path = Field(
+        Path("/creds/credentials"), description="AWS credentials file (or credential aws_credentials)."
+    )
+
+
+class CloudConfig(StrictModel):
+    """Cloud fallback judges."""
+
+    bedrock: BedrockConfig = Field(default_factory=BedrockConfig)
+
+
+class LayerwatchConfig(StrictModel):
+    """The whole configuration of one appliance."""
+
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    cameras: list[CameraConfig] = Field(default_factory=list, description="Cameras to watch (one or two).")
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    cloud: CloudConfig = Field(default_factory=CloudConfig)
+    hardware: HardwareConfig = Field(default_factory=HardwareConfig)
+
+    @model_validator(mode="after")
+    def _unique_cameras(self) -> LayerwatchConfig:
+        names = [c.name for c in self.cameras]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"camera names must be unique, repeated: {', '.join(dupes)}")
+        return self

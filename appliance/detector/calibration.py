@@ -1,0 +1,131 @@
+"""Per-camera calibration: this camera's normal look (and failure examples, if the user has some).
+
+``layerwatch calibrate`` embeds frames from the camera (or a folder) with the detector's own backend
+and stores the embeddings in ``<state_dir>/cameras/<name>/calibration.npz``. The detector loads the
+file on start; a calibration made with a different model is refused (the embedding spaces differ).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from appliance.errors import CalibrationError
+
+logger = logging.getLogger(__name__)
+
+CALIBRATION_FILE = "calibration.npz"
+
+
+@dataclass
+class CameraCalibration:
+    """Embeddings of a camera's calibration frames.
+
+    ``ok`` (N, D) and ``failure`` (M, D, M may be 0) are global embeddings; ``ok_patches``
+    (N, P, D) are the normal frames' patch embeddings, for the per-patch evidence heatmap.
+    """
+
+    camera: str
+    model_fingerprint: str
+    ok: np.ndarray
+    failure: np.ndarray
+    ok_patches: np.ndarray
+    created: float
+
+    @property
+    def summary(self) -> str:
+        return f"{len(self.ok)} normal + {len(self.failure)} failure frames"
+
+
+def calibration_path(state_dir: Path, camera: str) -> Path:
+    return state_dir / "cameras" / camera / CALIBRATION_FILE
+
+
+def save_calibration(calibration: CameraCalibration, state_dir: Path) -> Path:
+    """Write atomically (temp file + rename) so a crash never leaves half a calibration."""
+    path = calibration_path(state_dir, calibration.camera)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(
+        tmp,
+        camera=np.array(calibration.camera),
+        model_fingerprint=np.array(calibration.model_fingerprint),
+        ok=calibration.ok.astype(np.float16),
+        failure=calibration.failure.astype(np.float16),
+        ok_patches=calibration.ok_patches.astype(np.float16),
+        created=np.array(calibration.created),
+    )
+    os.replace(tmp, path)
+    logger.info("saved calibration for %s: %s -> %s", calibration.camera, calibration.summary, path)
+    return path
+
+
+def load_calibration(state_dir: Path, camera: str, model_fingerprint: str) -> CameraCalibration | None:
+    """The camera's stored calibration, or None when there is none or it belongs to another model."""
+    path = calibration_path(state_dir, camera)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as npz:
+            calibration = CameraCalibration(
+                camera=str(npz["camera"]),
+                model_fingerprint=str(npz["model_fingerprint"]),
+                ok=npz["ok"].astype(np.float32),
+                failure=npz["failure"].astype(np.float32),
+                ok_patches=npz["ok_patches"].astype(np.float32),
+                created=float(npz["created"]),
+            )
+    except (OSError, KeyError, ValueError) as exc:
+        logger.warning("ignoring unreadable calibration %s: %s", path, exc)
+        return None
+    if calibration.model_fingerprint != model_fingerprint:
+        logger.warning(
+            "calibration of %s was made with another model; run `layerwatch calibrate` again", camera
+        )
+        return None
+    return calibration
+
+
+def read_image_folder(folder: Path) -> list[np.ndarray]:
+    """All .jpg/.jpeg/.png/.bmp images of a folder in name order, as BGR arrays."""
+    import cv2
+
+    if not folder.is_dir():
+        raise CalibrationError(f"{folder} is not a folder")
+    images = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp"}:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                logger.warning("skipping unreadable image %s", path)
+                continue
+            images.append(image)
+    if not images:
+        raise CalibrationError(f"{folder} holds no readable images")
+    return images
+
+
+def stack_embeddings(
+    pairs: Iterable[tuple[np.ndarray, np.ndarray]], dim: int, patches: int
+) -> tuple[np.ndarray, np.ndarray]:
+    embeddings, patch_sets = [], []
+    for embedding, patch in pairs:
+        embeddings.append(embedding)
+        patch_sets.append(patch)
+    if not embeddings:
+        return np.zeros((0, dim), np.float32), np.zeros((0, patches, dim), np.float32)
+    return np.stack(embeddings).astype(np.float32), np.stack(patch_sets).astype(np.float32)
+
+
+def new_calibration(
+    camera: str, fingerprint: str, ok: np.ndarray, failure: np.ndarray, ok_patches: np.ndarray
+) -> CameraCalibration:
+    if len(ok) == 0:
+        raise CalibrationError(f"camera {camera}: calibration needs at least one normal frame")
+    return CameraCalibration(camera, fingerprint, ok, failure, ok_patches, time.time())

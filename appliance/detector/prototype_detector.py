@@ -1,0 +1,181 @@
+"""The shipped detector: an embedding network plus per-camera prototypes.
+
+Per frame: resize to the model's input size and convert BGR -> RGB (:func:`to_model_input`), run the
+backend to get the global and patch embeddings, and let the :class:`PrototypeScorer` turn them into
+a failure score and a patch heatmap; the score becomes ``ok``/``uncertain``/``failure`` through the
+threshold and its uncertainty band.
+
+``type = "auto"`` loads every variant of the bundle whose runtime is installed, times a few
+inferences of each and keeps the fastest (logged, and reported as ``backend_name``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from appliance.config.model import DetectorConfig
+from appliance.detector import scoring
+from appliance.detector.base import Detection, Detector, verdict_for
+from appliance.detector.bundle import ModelBundle, load_bundle
+from appliance.detector.calibration import CameraCalibration, new_calibration, stack_embeddings
+from appliance.detector.runtime import EmbeddingBackend, open_backend
+from appliance.errors import BackendUnavailableError, DetectorError, ModelFormatError
+
+logger = logging.getLogger(__name__)
+
+_BENCH_RUNS = 5
+
+
+def to_model_input(image_bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """BGR frame of any size -> RGB uint8 (height, width, 3) at ``size`` = (width, height)."""
+    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+        raise DetectorError(f"expected a BGR image (h, w, 3), got shape {image_bgr.shape}")
+    if (image_bgr.shape[1], image_bgr.shape[0]) != size:
+        image_bgr = cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
+
+
+def _time_backend(backend: EmbeddingBackend, size: tuple[int, int]) -> float:
+    dummy = np.zeros((size[1], size[0], 3), np.uint8)
+    backend.embed(dummy)
+    start = time.perf_counter()
+    for _ in range(_BENCH_RUNS):
+        backend.embed(dummy)
+    return (time.perf_counter() - start) * 1000 / _BENCH_RUNS
+
+
+def select_backend(bundle: ModelBundle, config: DetectorConfig) -> EmbeddingBackend:
+    """Open the variant to run: the first loadable one of the requested format, or with ``auto``
+    the fastest loadable one measured by a short start-up benchmark."""
+    wanted = [v for v in bundle.variants if config.type in ("auto", v.format)]
+    if not wanted:
+        raise ModelFormatError(f"model {bundle.name} has no {config.type} variant")
+    loaded: list[tuple[float, EmbeddingBackend]] = []
+    problems = []
+    for variant in wanted:
+        try:
+            backend = open_backend(variant.path, variant.format, variant.precision, config.threads)
+        except (BackendUnavailableError, ModelFormatError) as exc:
+            problems.append(str(exc))
+            continue
+        if config.type != "auto" or len(wanted) == 1:
+            return backend
+        ms = _time_backend(backend, bundle.input_size)
+        logger.info("backend %s: %.2f ms per frame at start-up", backend.name, ms)
+        loaded.append((ms, backend))
+    if not loaded:
+        raise DetectorError("no model variant could be loaded: " + "; ".join(problems))
+    loaded.sort(key=lambda pair: pair[0])
+    return loaded[0][1]
+
+
+@dataclass
+class CameraScoring:
+    """What one camera is scored with: its scorer and the threshold/band to turn scores into verdicts."""
+
+    scorer: Any
+    threshold: float
+    band: float
+    calibration: CameraCalibration | None
+
+
+class PrototypeDetector(Detector):
+    """Embedding model + prototype scorer; ``set_calibration`` switches the camera's support set."""
+
+    def __init__(self, bundle: ModelBundle, backend: EmbeddingBackend, config: DetectorConfig):
+        self.bundle = bundle
+        self.backend = backend
+        self.backend_name = backend.name
+        self.input_size = bundle.input_size
+        self.threshold = bundle.threshold if config.threshold is None else config.threshold
+        self.band = bundle.uncertain_band if config.uncertain_band is None else config.uncertain_band
+        self.calibration: CameraCalibration | None = None
+        self._threshold_override = config.threshold
+        self._band_override = config.uncertain_band
+        self.set_calibration(None)
+        backend.warm_up(self.input_size[1], self.input_size[0])
+
+    def embed(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.backend.embed(to_model_input(image_bgr, self.input_size))
+
+    def scoring_for(self, calibration: CameraCalibration | None) -> CameraScoring:
+        """The scorer, threshold and band for one camera (None: the model's generic prototypes)."""
+        if calibration is not None and calibration.model_fingerprint != self.bundle.fingerprint():
+            raise DetectorError(f"calibration of {calibration.camera} was made with another model")
+        proto = self.bundle.prototypes
+        factory = getattr(scoring, "scorer_from_calibration", None)
+        scorer: Any
+        if factory is not None:
+            scorer = factory(
+                self.bundle,
+                calibration.ok if calibration is not None else None,
+                calibration.failure if calibration is not None else proto["failure"][:0],
+                calibration.ok_patches if calibration is not None else None,
+            )
+        else:
+            failure_parts = [proto["failure"]]
+            if calibration is not None and len(calibration.failure):
+                failure_parts.insert(0, calibration.failure)
+            scorer = scoring.PrototypeScorer(
+                normal=calibration.ok if calibration is not None else proto["ok"],
+                failure=np.concatenate(failure_parts),
+                params=scoring.ScoringParams.from_manifest(self.bundle.scoring),
+                normal_patches=calibration.ok_patches if calibration is not None else None,
+            )
+        # a scorer may derive its own threshold/band from the calibration set; config overrides both
+        threshold = self._threshold_override
+        if threshold is None:
+            threshold = getattr(scorer, "threshold", None) or self.bundle.threshold
+        band = self._band_override
+        if band is None:
+            band = getattr(scorer, "uncertain_band", None) or self.bundle.uncertain_band
+        return CameraScoring(scorer, float(threshold), float(band), calibration)
+
+    def set_calibration(self, calibration: CameraCalibration | None) -> None:
+        """Make ``calibration`` the default for :meth:`analyse` calls without ``scoring``."""
+        self.default_scoring = self.scoring_for(calibration)
+        self.calibration = calibration
+        self.threshold, self.band = self.default_scoring.threshold, self.default_scoring.band
+
+    def analyse(self, image_bgr: np.ndarray, camera: CameraScoring | None = None) -> Detection:
+        start = time.perf_counter()
+        camera = camera or self.default_scoring
+        embedding, patches = self.embed(image_bgr)
+        score, heatmap = camera.scorer.score(embedding, patches, self.bundle.patch_grid)
+        return Detection(
+            score=score,
+            verdict=verdict_for(score, camera.threshold, camera.band),
+            heatmap=heatmap,
+            latency_ms=(time.perf_counter() - start) * 1000,
+        )
+
+
+def load_detector(config: DetectorConfig) -> PrototypeDetector:
+    """Load the configured model (default: the shipped one), pick a backend and warm it up."""
+    bundle = load_bundle(config.model)
+    if "ok" not in bundle.prototypes or "failure" not in bundle.prototypes:
+        raise ModelFormatError(f"model {bundle.name}: prototypes need arrays 'ok' and 'failure'")
+    backend = select_backend(bundle, config)
+    logger.info("model %s on %s, input %dx%d", bundle.name, backend.name, *bundle.input_size)
+    return PrototypeDetector(bundle, backend, config)
+
+
+def build_calibration(
+    detector: PrototypeDetector,
+    camera: str,
+    ok_frames: Sequence[np.ndarray],
+    failure_frames: Sequence[np.ndarray] = (),
+) -> CameraCalibration:
+    """Embed a camera's normal (and optional failure) frames with the detector's own backend."""
+    dim = detector.bundle.prototypes["ok"].shape[1]
+    cells = detector.bundle.patch_grid[0] * detector.bundle.patch_grid[1]
+    ok, ok_patches = stack_embeddings((detector.embed(f) for f in ok_frames), dim, cells)
+    failure, _ = stack_embeddings((detector.embed(f) for f in failure_frames), dim, cells)
+    return new_calibration(camera, detector.bundle.fingerprint(), ok, failure, ok_patches)

@@ -1,0 +1,148 @@
+"""Inference backends that run a Layerwatch embedding model: ONNX Runtime and LiteRT.
+
+The model contract (version 1), shared by every format:
+
+* input ``image``: ``uint8`` RGB, shape (1, height, width, 3); normalisation happens inside the graph;
+* output ``embedding``: ``float32`` (1, D), L2-normalised global embedding of the frame;
+* output ``patch_embeddings``: ``float32`` (1, rows*cols, D), L2-normalised embeddings of a
+  rows x cols grid of patches in row-major order (row 0 at the top), for the evidence heatmap.
+
+A backend only turns pixels into embeddings; scoring against the camera's prototypes is
+:mod:`appliance.detector.scoring`'s job. LiteRT models are loaded with ``ai-edge-litert`` first
+and ``tflite-runtime`` where that is what the device has (tflite-runtime needs numpy < 2).
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appliance.errors import BackendUnavailableError, ModelFormatError
+
+logger = logging.getLogger(__name__)
+
+INPUT_NAME = "image"
+EMBEDDING_NAME = "embedding"
+PATCHES_NAME = "patch_embeddings"
+
+
+class EmbeddingBackend(abc.ABC):
+    """Runs one model file. ``embed`` takes one RGB uint8 image already at the input size."""
+
+    runtime: str = "abstract"
+
+    def __init__(self, path: Path, precision: str):
+        self.path = path
+        self.precision = precision
+
+    @property
+    def name(self) -> str:
+        return f"{self.runtime}/{self.precision}"
+
+    @abc.abstractmethod
+    def embed(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return (embedding (D,), patch_embeddings (P, D)) for one (H, W, 3) uint8 RGB image."""
+
+    def warm_up(self, height: int, width: int, runs: int = 2) -> None:
+        dummy = np.zeros((height, width, 3), dtype=np.uint8)
+        for _ in range(runs):
+            self.embed(dummy)
+
+
+class OnnxBackend(EmbeddingBackend):
+    """ONNX Runtime on the CPU, ``threads`` intra-op threads, sequential execution."""
+
+    runtime = "onnxruntime"
+
+    def __init__(self, path: Path, precision: str, threads: int = 1):
+        super().__init__(path, precision)
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # pragma: no cover - a core dependency
+            raise BackendUnavailableError("onnxruntime is not installed: pip install onnxruntime") from exc
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelFormatError(f"{path}: ONNX Runtime cannot load it: {exc}") from exc
+        names = {o.name for o in self._session.get_outputs()}
+        inputs = {i.name for i in self._session.get_inputs()}
+        if INPUT_NAME not in inputs or not {EMBEDDING_NAME, PATCHES_NAME} <= names:
+            raise ModelFormatError(
+                f"{path}: expected input {INPUT_NAME!r} and outputs {EMBEDDING_NAME!r}, {PATCHES_NAME!r}; "
+                f"got inputs {sorted(inputs)} outputs {sorted(names)}"
+            )
+        self._outputs = [EMBEDDING_NAME, PATCHES_NAME]
+
+    def embed(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        embedding, patches = self._session.run(self._outputs, {INPUT_NAME: rgb[np.newaxis]})
+        return embedding[0], patches[0]
+
+
+def _import_litert_interpreter() -> Any:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter
+
+        return Interpreter
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "no LiteRT runtime: pip install ai-edge-litert (or tflite-runtime with numpy<2)"
+        ) from exc
+
+
+class LiteRtBackend(EmbeddingBackend):
+    """LiteRT (TensorFlow Lite) interpreter; tensors are matched by name as in the contract."""
+
+    runtime = "litert"
+
+    def __init__(self, path: Path, precision: str, threads: int = 1):
+        super().__init__(path, precision)
+        interpreter_class = _import_litert_interpreter()
+        try:
+            self._interpreter = interpreter_class(model_path=str(path), num_threads=threads)
+            self._interpreter.allocate_tensors()
+        except Exception as exc:
+            raise ModelFormatError(f"{path}: LiteRT cannot load it: {exc}") from exc
+        inputs = self._interpreter.get_input_details()
+        outputs = {self._base_name(d["name"]): d["index"] for d in self._interpreter.get_output_details()}
+        if len(inputs) != 1 or not {EMBEDDING_NAME, PATCHES_NAME} <= outputs.keys():
+            raise ModelFormatError(f"{path}: tensors do not follow the Layerwatch model contract")
+        self._input = inputs[0]["index"]
+        self._embedding = outputs[EMBEDDING_NAME]
+        self._patches = outputs[PATCHES_NAME]
+
+    @staticmethod
+    def _base_name(name: str) -> str:
+        # converters may prefix signature names ("serving_default_embedding:0")
+        return name.split(":")[0].rsplit("_", 1)[-1] if name not in (EMBEDDING_NAME, PATCHES_NAME) else name
+
+    def embed(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self._interpreter.set_tensor(self._input, rgb[np.newaxis])
+        self._interpreter.invoke()
+        embedding = self._interpreter.get_tensor(self._embedding)[0].copy()
+        patches = self._interpreter.get_tensor(self._patches)[0].copy()
+        return embedding, patches
+
+
+def open_backend(path: Path, fmt: str, precision: str, threads: int = 1) -> EmbeddingBackend:
+    """Load one model file with the runtime its format needs."""
+    if fmt == "onnx":
+        return OnnxBackend(path, precision, threads)
+    if fmt == "litert":
+        return LiteRtBackend(path, precision, threads)
+    raise ModelFormatError(f"{path}: unknown model format {fmt!r} (onnx or litert)")

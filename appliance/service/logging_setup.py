@@ -1,0 +1,38 @@
+"""Logging: to the journal (systemd-python's JournalHandler) when running under systemd and the
+library is installed, else plain lines on stderr. Secrets never reach a log line: config secrets
+are ``SecretStr`` and URLs are masked with :func:`mask_url` before they are logged."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """``rtsp://user:pass@host/x`` -> ``rtsp://***@host/x``."""
+    return _URL_USERINFO.sub(r"\g<scheme>***@", url)
+
+
+def setup_logging(level: str = "info") -> None:
+    root = logging.getLogger()
+    root.handlers.clear()
+    root.setLevel(level.upper())
+    handler: logging.Handler | None = None
+    if os.environ.get("JOURNAL_STREAM") or os.environ.get("INVOCATION_ID"):
+        try:
+            from systemd.journal import JournalHandler  # type: ignore
+
+            handler = JournalHandler(SYSLOG_IDENTIFIER="layerwatch")
+            handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        except ImportError:
+            handler = None
+    if handler is None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    for noisy in ("botocore", "urllib3", "paho"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

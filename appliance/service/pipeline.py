@@ -1,0 +1,188 @@
+"""One camera's pipeline: source -> detector -> decision -> actions.
+
+:meth:`CameraPipeline.step` takes the newest frame, scores it, resolves ``uncertain`` (counted as a
+failure vote only if the config says so, until the cloud judge exists), feeds the decision engine
+and hands every result to the action sinks. It never sleeps: the service decides when each camera
+is due (``next_due``), faster during a verification burst.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from appliance.actions.evidence import draw_evidence, encode_jpeg
+from appliance.config.model import CameraConfig
+from appliance.decision import Alert, CameraState, DecisionEngine, Transition
+from appliance.detector import Detection, PrototypeDetector, Verdict, load_calibration
+from appliance.detector.prototype_detector import CameraScoring
+from appliance.errors import EndOfStreamError, SourceError
+from appliance.sources import Frame, FrameSource
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    camera: str
+    frame: Frame
+    detection: Detection
+    is_failure: bool
+    state: CameraState
+    fps: float
+    analysed: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "camera": self.camera,
+            "state": self.state.value,
+            "frame": self.frame.sequence,
+            "analysed": self.analysed,
+            "fps": round(self.fps, 2),
+            **self.detection.to_json(),
+        }
+
+
+class ActionSink(Protocol):
+    """Receives what a pipeline decides. Implementations must not block for long."""
+
+    def on_frame(self, result: FrameResult) -> None: ...
+
+    def on_transition(self, camera: str, transition: Transition, detail: dict[str, object]) -> None: ...
+
+    def on_alert(self, camera: str, alert: Alert, result: FrameResult, evidence_jpeg: bytes) -> None: ...
+
+
+class CameraPipeline:
+    """Owns one camera's source, scoring and decision engine."""
+
+    def __init__(
+        self,
+        config: CameraConfig,
+        source: FrameSource,
+        detector: PrototypeDetector,
+        state_dir: Path,
+        sinks: list[ActionSink],
+        uncertain_counts_as_failure: bool | None = None,
+    ):
+        self.name = config.name
+        self.config = config
+        self.source = source
+        self.detector = detector
+        self.state_dir = state_dir
+        self.sinks = sinks
+        self.engine = DecisionEngine(config.name, config.decision)
+        self.uncertain_is_failure = (
+            config.decision.uncertain_counts_as_failure
+            if uncertain_counts_as_failure is None
+            else uncertain_counts_as_failure
+        )
+        self.scoring: CameraScoring = detector.scoring_for(None)
+        self.analysed = 0
+        self.fps = 0.0
+        self.finished = False
+        self.online_once = False
+        self.next_due = 0.0
+        self._last_analysed_at: float | None = None
+        self.last_error: str | None = None
+        self.reload_calibration()
+
+    def reload_calibration(self) -> None:
+        calibration = load_calibration(self.state_dir, self.name, self.detector.bundle.fingerprint())
+        self.scoring = self.detector.scoring_for(calibration)
+        logger.info(
+            "camera %s: %s, threshold %.3f, uncertain band %.3f",
+            self.name,
+            calibration.summary if calibration else "not calibrated (generic prototypes)",
+            self.scoring.threshold,
+            self.scoring.band,
+        )
+
+    @property
+    def state(self) -> CameraState:
+        return self.engine.state
+
+    def _emit_transition(self, transition: Transition | None, detail: dict[str, object]) -> None:
+        if transition is None:
+            return
+        logger.info("camera %s: %s -> %s", self.name, transition.previous.value, transition.state.value)
+        for sink in self.sinks:
+            sink.on_transition(self.name, transition, detail)
+
+    def step(self, now: float, read_timeout_s: float | None = None) -> FrameResult | None:
+        """Analyse the newest frame. Camera trouble becomes the ``camera_offline`` state; other
+        errors propagate to the service's error counter."""
+        try:
+            frame = self.source.read(timeout_s=read_timeout_s)
+        except EndOfStreamError:
+            self.finished = True
+            logger.info("camera %s: end of stream", self.name)
+            return None
+        except SourceError as exc:
+            self.last_error = str(exc)
+            self._emit_transition(self.engine.camera_lost(), {"error": str(exc)})
+            return None
+        self.online_once = True
+        self._emit_transition(self.engine.camera_back(now), {})
+        detection = self.detector.analyse(frame.image, self.scoring)
+        is_failure = detection.verdict == Verdict.FAILURE or (
+            detection.verdict == Verdict.UNCERTAIN and self.uncertain_is_failure
+        )
+        transition = self.engine.observe(is_failure, detection.score, now)
+        self._count(now)
+        result = FrameResult(
+            self.name, frame, detection, is_failure, self.engine.state, self.fps, self.analysed
+        )
+        for sink in self.sinks:
+            sink.on_frame(result)
+        if transition is not None:
+            self._emit_transition(transition, {"score": round(detection.score, 4)})
+            if transition.alert is not None:
+                self._raise_alert(transition.alert, result)
+        return result
+
+    def _count(self, now: float) -> None:
+        self.analysed += 1
+        if self._last_analysed_at is not None and now > self._last_analysed_at:
+            instant = 1.0 / (now - self._last_analysed_at)
+            self.fps = instant if self.fps == 0 else 0.8 * self.fps + 0.2 * instant
+        self._last_analysed_at = now
+
+    def _raise_alert(self, alert: Alert, result: FrameResult) -> None:
+        caption = f"{self.name}: print failure, score {result.detection.score:.2f}"
+        evidence = encode_jpeg(draw_evidence(result.frame.evidence_image, result.detection, caption))
+        folder = self.state_dir / "cameras" / self.name / "alerts"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{alert.id}-{alert.repeat}.jpg").write_bytes(evidence)
+        except OSError as exc:
+            logger.warning("camera %s: cannot keep evidence image: %s", self.name, exc)
+        logger.warning(
+            "camera %s: PRINT FAILURE confirmed (alert %s, score %.2f, %d/%d votes, burst %d/%d)",
+            self.name, alert.id, alert.score,
+            alert.votes, alert.window, alert.burst_agree, alert.burst_frames,
+        )  # fmt: skip
+        for sink in self.sinks:
+            sink.on_alert(self.name, alert, result, evidence)
+
+    def state_payload(self) -> dict[str, object]:
+        alert = self.engine.last_alert
+        return {
+            "state": self.engine.state.value,
+            "camera_status": self.source.status.state.value,
+            "fps": round(self.fps, 2),
+            "analysed": self.analysed,
+            "calibrated": self.scoring.calibration is not None,
+            "backend": self.detector.backend_name,
+            "last_alert": alert.id if alert else None,
+            "alert_active": self.engine.alert_active(),
+            "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+
+
+def monotonic() -> float:
+    return time.monotonic()

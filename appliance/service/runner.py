@@ -1,0 +1,229 @@
+"""The ``layerwatch run`` service: every camera's pipeline on one analysis thread.
+
+Start-up: load and warm the model, open the sources (network sources connect in the background),
+connect MQTT in the background, then loop. ``READY=1`` goes to systemd once every camera has either
+analysed its first frame or been found offline; ``WATCHDOG=1`` is sent from the loop itself and
+``STATUS=`` carries each camera's state and frame rate.
+
+Each camera is analysed every ``service.analysis_interval_s`` seconds (faster during a verification
+burst). ``max_consecutive_errors`` unexpected errors in a row make the loop pause for
+``error_backoff_s`` seconds and say so. SIGTERM and SIGINT stop the loop at once (a blocking camera
+read is interrupted), sources are closed, MQTT says ``offline``: all within about a second.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from appliance.actions.console import ConsoleSink
+from appliance.actions.mqtt import MqttPublisher
+from appliance.actions.mqtt_sink import MqttSink
+from appliance.config.model import LayerwatchConfig
+from appliance.decision import CameraState
+from appliance.detector import PrototypeDetector, load_detector
+from appliance.errors import LayerwatchError
+from appliance.service.pipeline import ActionSink, CameraPipeline
+from appliance.service.systemd_notify import SystemdNotifier
+from appliance.sources import build_source
+
+logger = logging.getLogger(__name__)
+
+LOOP_TICK_S = 0.25  # longest sleep between checks of the stop flag and the watchdog
+READ_TIMEOUT_S = 1.0  # how long one camera read may wait for a new frame
+
+
+class StopRequested(Exception):
+    """Raised from the signal handler to interrupt a blocking read."""
+
+
+class Service:
+    def __init__(
+        self,
+        config: LayerwatchConfig,
+        print_decisions: bool = False,
+        notifier: SystemdNotifier | None = None,
+        max_frames: int | None = None,
+    ):
+        self.config = config
+        self.print_decisions = print_decisions
+        self.notifier = notifier or SystemdNotifier()
+        self.max_frames = max_frames
+        self.stop_event = threading.Event()
+        self.pipelines: list[CameraPipeline] = []
+        self.detector: PrototypeDetector | None = None
+        self.mqtt: MqttPublisher | None = None
+        self.mqtt_sink: MqttSink | None = None
+        self.ready = False
+        self.consecutive_errors = 0
+        self._in_blocking_call = False
+        self.started_at = time.monotonic()
+
+    # -- signals ----------------------------------------------------------------------------
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        logger.info("signal %s: stopping", signal.Signals(signum).name)
+        self.stop_event.set()
+        if self._in_blocking_call:
+            raise StopRequested
+
+    @contextmanager
+    def _blocking(self) -> Iterator[None]:
+        self._in_blocking_call = True
+        try:
+            if self.stop_event.is_set():
+                raise StopRequested
+            yield
+        finally:
+            self._in_blocking_call = False
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    # -- set-up -----------------------------------------------------------------------------
+    def build(self) -> None:
+        self.detector = load_detector(self.config.detector)
+        sinks: list[ActionSink] = []
+        if self.print_decisions:
+            sinks.append(ConsoleSink())
+        if self.config.mqtt.enabled:
+            self.mqtt = MqttPublisher(self.config.mqtt)
+            self.mqtt_sink = MqttSink(self.mqtt, self._state_of)
+            sinks.append(self.mqtt_sink)
+        state_dir = self.config.service.state_dir
+        for camera in self.config.cameras:
+            source = build_source(camera.name, camera.source, self.detector.input_size)
+            self.pipelines.append(CameraPipeline(camera, source, self.detector, state_dir, sinks))
+
+    def _state_of(self, camera: str) -> dict[str, object]:
+        for pipeline in self.pipelines:
+            if pipeline.name == camera:
+                return pipeline.state_payload()
+        return {}
+
+    def status_line(self) -> str:
+        parts = [f"{p.name}: {p.state.value} {p.fps:.1f} fps" for p in self.pipelines]
+        if self.detector is not None:
+            parts.append(self.detector.backend_name)
+        return "; ".join(parts)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> int:
+        """Run until stopped (or every finite source ended); returns the exit code."""
+        try:
+            self.build()
+            if self.mqtt is not None:
+                self.mqtt.start()
+            for pipeline in self.pipelines:
+                pipeline.source.open()
+            self._loop()
+        except StopRequested:
+            pass
+        finally:
+            self.shutdown()
+        return 0
+
+    def _loop(self) -> None:
+        interval = self.config.service.analysis_interval_s
+        while not self.stop_event.is_set():
+            self.notifier.watchdog()
+            active = [p for p in self.pipelines if not p.finished]
+            if not active:
+                logger.info("every source has ended")
+                return
+            pipeline = min(active, key=lambda p: p.next_due)
+            now = time.monotonic()
+            if pipeline.next_due > now:
+                self.stop_event.wait(min(LOOP_TICK_S, pipeline.next_due - now))
+                continue
+            try:
+                with self._blocking():
+                    result = pipeline.step(now, read_timeout_s=READ_TIMEOUT_S)
+                self.consecutive_errors = 0
+            except (StopRequested, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # one bad frame must not kill the service
+                self._count_error(pipeline.name, exc)
+                result = None
+            pipeline.next_due = time.monotonic() + (
+                pipeline.engine.next_interval(interval) if result else 0.0
+            )
+            if result is None and not pipeline.finished and pipeline.state == CameraState.CAMERA_OFFLINE:
+                pipeline.next_due = time.monotonic() + LOOP_TICK_S
+            self._after_step()
+            if self.max_frames is not None and sum(p.analysed for p in self.pipelines) >= self.max_frames:
+                return
+
+    def _after_step(self) -> None:
+        if not self.ready and all(
+            p.online_once or p.finished or p.state == CameraState.CAMERA_OFFLINE for p in self.pipelines
+        ):
+            self.ready = True
+            ready_s = time.monotonic() - self.started_at
+            logger.info("ready after %.2f s: %s", ready_s, self.status_line())
+            self.notifier.ready(self.status_line())
+        self.notifier.status(self.status_line())
+
+    def _count_error(self, camera: str, exc: Exception) -> None:
+        self.consecutive_errors += 1
+        level = logging.WARNING if isinstance(exc, LayerwatchError) else logging.ERROR
+        logger.log(
+            level, "camera %s: analysis failed (%d in a row): %s", camera, self.consecutive_errors, exc,
+            exc_info=level == logging.ERROR,
+        )  # fmt: skip
+        limit = self.config.service.max_consecutive_errors
+        if self.consecutive_errors >= limit:
+            pause = self.config.service.error_backoff_s
+            logger.error("%d errors in a row: pausing analysis for %.0f s", self.consecutive_errors, pause)
+            self.notifier.status(f"{self.consecutive_errors} errors in a row, backing off {pause:.0f} s")
+            deadline = time.monotonic() + pause
+            while not self.stop_event.is_set() and time.monotonic() < deadline:
+                self.notifier.watchdog()
+                self.stop_event.wait(LOOP_TICK_S)
+            self.consecutive_errors = 0
+
+    def shutdown(self) -> None:
+        self.notifier.stopping()
+        for pipeline in self.pipelines:
+            try:
+                pipeline.source.close()
+            except Exception as exc:
+                logger.warning("camera %s: close failed: %s", pipeline.name, exc)
+        if self.mqtt is not None:
+            for pipeline in self.pipelines:
+                self.mqtt.publish_state(pipeline.name, {**pipeline.state_payload(), "state": "stopped"})
+            self.mqtt.stop()
+        logger.info("stopped")
+
+    # -- test mode --------------------------------------------------------------------------
+    def test_once(self) -> list[dict[str, object]]:
+        """TEST_MODE: analyse one frame per camera, return the results, and stop."""
+        results: list[dict[str, object]] = []
+        try:
+            self.build()
+            for pipeline in self.pipelines:
+                pipeline.source.open()
+                deadline = time.monotonic() + 20.0
+                result = None
+                while result is None and time.monotonic() < deadline and not pipeline.finished:
+                    with self._blocking():
+                        result = pipeline.step(time.monotonic(), read_timeout_s=READ_TIMEOUT_S)
+                if result is None:
+                    results.append({"camera": pipeline.name, "error": pipeline.last_error or "no frame"})
+                else:
+                    results.append(result.to_json())
+        except StopRequested:
+            pass
+        finally:
+            self.shutdown()
+        return results
+
+
+def dumps(results: list[dict[str, object]]) -> str:
+    return "\n".join(json.dumps(r) for r in results)

@@ -1,0 +1,115 @@
+"""The training data in ``../shared/data`` (never copied into the repository): manifest rows and images."""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+DEFAULT_DATA = Path(os.environ.get("LAYERWATCH_DATA", str(Path(__file__).resolve().parents[3] / "shared" / "data")))
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: str  # ok | failure | unknown
+    source: str
+    detail: str
+    sequence: str
+    boxes: tuple[tuple[int, float, float, float, float], ...]  # class, cx, cy, w, h (normalised)
+
+
+def _boxes(raw: str) -> tuple[tuple[int, float, float, float, float], ...]:
+    out = []
+    for item in raw.split(";"):
+        parts = item.split()
+        if len(parts) == 5:
+            out.append((int(float(parts[0])), *(float(p) for p in parts[1:])))
+    return tuple(out)  # type: ignore[return-value]
+
+
+def read_manifest(data_dir: Path = DEFAULT_DATA) -> list[Sample]:
+    with open(data_dir / "manifest.csv", newline="") as fh:
+        return [
+            Sample(
+                data_dir / row["path"],
+                row["label"],
+                row["source"],
+                row["detail"],
+                row["sequence"],
+                _boxes(row["yolo_boxes"]),
+            )
+            for row in csv.DictReader(fh)
+        ]
+
+
+def failure_boxes(sample: Sample) -> list[tuple[float, float, float, float]]:
+    """The failure regions of a sample as (x0, y0, x1, y1) normalised: kapis20 class 1 (spaghetti),
+    roboflow class 0 (fail)."""
+    wanted = {"web_kapis20": 1, "web_roboflow_3dprinting": 0}.get(sample.source)
+    out = []
+    for cls, cx, cy, w, h in sample.boxes:
+        if cls == wanted:
+            out.append((max(cx - w / 2, 0.0), max(cy - h / 2, 0.0), min(cx + w / 2, 1.0), min(cy + h / 2, 1.0)))
+    return out
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise OSError(f"{path}: cannot read image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def to_input(rgb: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
+    """The appliance's preprocessing: the whole frame resized to (width, height), INTER_AREA."""
+    return cv2.resize(rgb, input_size, interpolation=cv2.INTER_AREA)
+
+
+# The development split: sources and bedcam prints held out of the *dev* model's training so that the
+# dev-eval manifests (scripts/make_dev_manifests.py) measure unseen data. The shipped model trains on all.
+HELDOUT_SOURCES = ("web_hyungjungkim", "web_roboflow_3dprinting")
+HELDOUT_SEQUENCES = (
+    "YellowCat", "WhiteNeitiri_SupportFail", "YellowArch", "BlueMonk", "BlackWobbly",
+    "RedHeart", "WhiteTotem", "YellowEarly", "OrangeLibery", "PinkNetriti_Early",
+)  # fmt: skip
+
+
+def is_heldout(sample: Sample) -> bool:
+    return sample.source in HELDOUT_SOURCES or (sample.source == "bedcam_p1" and sample.sequence in HELDOUT_SEQUENCES)
+
+
+def crop_box(rgb: np.ndarray, box: tuple[float, float, float, float], pad: float = 0.05) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = box
+    x0, x1 = max(int((x0 - pad) * w), 0), min(int((x1 + pad) * w), w)
+    y0, y1 = max(int((y0 - pad) * h), 0), min(int((y1 + pad) * h), h)
+    return rgb[y0:y1, x0:x1]
+
+
+def paste_failure(
+    frame: np.ndarray, patch: np.ndarray, rng: np.random.Generator, scale: tuple[float, float] = (0.25, 0.5)
+) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """A synthetic failure on a fixed camera's frame: ``patch`` (a crop of a failure region) blended
+    with a feathered mask into the lower part of ``frame`` (where the bed and the part are).
+    Returns the new frame and the pasted box (x0, y0, x1, y1) normalised."""
+    h, w = frame.shape[:2]
+    pw = int(w * rng.uniform(*scale))
+    ph = int(np.clip(pw * patch.shape[0] / max(patch.shape[1], 1), h * 0.15, h * 0.6))
+    patch = cv2.resize(patch, (pw, ph), interpolation=cv2.INTER_AREA).astype(np.float32)
+    x0 = int(rng.uniform(0.1, 0.9) * (w - pw))
+    y0 = int(rng.uniform(0.35, 0.95) * (h - ph))
+    mask = np.zeros((ph, pw), np.float32)
+    border = max(min(pw, ph) // 8, 1)
+    mask[border:-border, border:-border] = 1.0
+    mask = cv2.GaussianBlur(mask, (0, 0), border / 2 + 0.5)[..., None]
+    out = frame.astype(np.float32)
+    region = out[y0 : y0 + ph, x0 : x0 + pw]
+    # match the brightness of the camera so the paste is not trivially a colour jump
+    patch = patch * (region.mean() + 1.0) / (patch.mean() + 1.0)
+    out[y0 : y0 + ph, x0 : x0 + pw] = region * (1 - mask) + np.clip(patch, 0, 255) * mask
+    return out.astype(np.uint8), (x0 / w, y0 / h, (x0 + pw) / w, (y0 + ph) / h)

@@ -1,0 +1,88 @@
+"""From a trained :class:`EmbeddingNet` to the shipped bundle: ONNX fp32 + int8, prototypes, manifest."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appliance.training.backbone import EmbeddingNet
+from appliance.training.data import Sample, load_rgb, to_input
+from appliance.training.export import bench, export_onnx, quantize_int8, session
+from appliance.training.prototypes import kmeans_prototypes
+
+logger = logging.getLogger(__name__)
+
+NAME = "layerwatch-lite0"
+FP32_FILE = "layerwatch-fp32.onnx"
+INT8_FILE = "layerwatch-int8.onnx"
+PROTOTYPES_FILE = "layerwatch.prototypes.npz"
+
+
+def embed_files(model: Path, samples: list[Sample], input_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(embeddings (N, D), patches (N, P, D)) of ``samples`` through an exported model."""
+    sess = session(model, threads=2)
+    embs, patches = [], []
+    for sample in samples:
+        e, p = sess.run(None, {"image": to_input(load_rgb(sample.path), input_size)[np.newaxis]})
+        embs.append(e[0])
+        patches.append(p[0])
+    return np.stack(embs), np.stack(patches)
+
+
+def calibration_frames(samples: list[Sample], input_size: tuple[int, int], count: int, seed: int) -> list[np.ndarray]:
+    """Real frames for int8 calibration: half fixed-camera frames, half web ok/failure photos."""
+    rng = np.random.default_rng(seed)
+    cam = [s for s in samples if s.source == "bedcam_p1" or s.source == "webcam_scythe"]
+    web = [s for s in samples if s.source.startswith("web_") and s.label in ("ok", "failure")]
+    chosen = [cam[i] for i in rng.choice(len(cam), count // 2, replace=False)]
+    chosen += [web[i] for i in rng.choice(len(web), count - count // 2, replace=False)]
+    return [to_input(load_rgb(s.path), input_size) for s in chosen]
+
+
+def write_bundle(
+    net: EmbeddingNet,
+    samples: list[Sample],
+    out: Path,
+    *,
+    seed: int,
+    scoring: dict[str, Any],
+    threshold: float,
+    uncertain_band: float,
+    prototypes_per_class: int = 32,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Export, quantize, build prototypes, benchmark, and write ``out/layerwatch.json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    size = net.input_size
+    fp32, int8 = out / FP32_FILE, out / INT8_FILE
+    export_onnx(net, fp32)
+    quantize_int8(fp32, int8, calibration_frames(samples, size, 128, seed))
+    labelled = [s for s in samples if s.label in ("ok", "failure")]
+    embs, _ = embed_files(int8, labelled, size)
+    labels = np.array([s.label for s in labelled])
+    ok = kmeans_prototypes(embs[labels == "ok"], prototypes_per_class, seed)
+    failure = kmeans_prototypes(embs[labels == "failure"], prototypes_per_class, seed)
+    np.savez_compressed(out / PROTOTYPES_FILE, ok=ok, failure=failure)
+    latency = {"onnxruntime/fp32": round(bench(fp32, size), 2), "onnxruntime/int8": round(bench(int8, size), 2)}
+    logger.info("latency on one core (ms, median): %s", latency)
+    manifest: dict[str, Any] = {
+        "name": NAME,
+        "contract": 1,
+        "input_size": [size[0], size[1]],
+        "patch_grid": [net.grid[0], net.grid[1]],
+        "threshold": threshold,
+        "uncertain_band": uncertain_band,
+        "scoring": scoring,
+        "prototypes": PROTOTYPES_FILE,
+        "variants": [
+            {"file": INT8_FILE, "format": "onnx", "precision": "int8"},
+            {"file": FP32_FILE, "format": "onnx", "precision": "fp32"},
+        ],
+        "training": {"seed": seed, "latency_ms_one_core": latency, "embedding_dim": int(ok.shape[1]), **(extra or {})},
+    }
+    (out / "layerwatch.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest

@@ -1,0 +1,47 @@
+"""Shared fixtures: the real mosquitto broker, synthetic clips, the RTSP and HTTP test servers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.mqtt_fixtures import mosquitto, subscriber  # noqa: F401
+
+try:
+    from tests.source_fixtures import *  # noqa: F403
+except ImportError:  # pragma: no cover - while the source fixtures are being written
+    pass
+
+os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_clip(path: Path, frames: int = 40, size: tuple[int, int] = (320, 240), fps: float = 10.0) -> Path:
+    """A synthetic MP4 (mp4v) made here: a moving bright block over a dark 'bed'."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    rng = np.random.default_rng(7)
+    for i in range(frames):
+        image = np.full((size[1], size[0], 3), 40, np.uint8)
+        x = 20 + (i * 5) % (size[0] - 80)
+        cv2.rectangle(image, (x, 100), (x + 60, 160), (200, 180, 60), -1)
+        image = cv2.add(image, rng.integers(0, 12, image.shape, dtype=np.uint8))
+        writer.write(image)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_clip(tmp_path_factory.mktemp("clip") / "synthetic.mp4")
+
+
+@pytest.fixture(scope="session")
+def shipped_model() -> Path:
+    manifest = REPO / "models" / "layerwatch.json"
+    if not manifest.is_file():
+        pytest.fail("the shipped model models/layerwatch.json is missing")
+    return manifest

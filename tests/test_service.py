@@ -1,0 +1,92 @@
+"""The service as systemd runs it: READY/WATCHDOG/STATUS on NOTIFY_SOCKET, clean SIGTERM, test mode."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.service_harness import NotifyListener, start_service, write_config
+
+pytestmark = pytest.mark.usefixtures("shipped_model")
+
+
+def test_notify_ready_watchdog_status_and_clean_sigterm(tmp_path: Path, synthetic_clip: Path):
+    listener = NotifyListener(tmp_path / "notify.sock")
+    config = write_config(tmp_path, synthetic_clip)
+    proc = start_service(
+        config, {"NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "1000000"}, "--print-decisions"
+    )
+    try:
+        listener.wait_for("READY=1", timeout=30)
+        first_ping = listener.wait_for("WATCHDOG=1", timeout=5)
+        listener.messages = [(t, m) for t, m in listener.messages if t > first_ping]
+        listener.wait_for("WATCHDOG=1", timeout=5)  # pinged again: the loop keeps feeding it
+        listener.wait_for("STATUS=printer:", timeout=5)
+        assert any("fps" in m for _, m in listener.messages if "STATUS=" in m)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=5)
+        assert time.monotonic() - sent < 2.0, "SIGTERM must stop the service within 2 s"
+        assert rc == 0
+        listener.wait_for("STOPPING=1", timeout=1)
+        out = proc.stdout.read() if proc.stdout else ""
+        assert "score" in out and "state" in out  # one printed line per decision
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        listener.close()
+
+
+def test_ready_even_when_camera_is_offline(tmp_path: Path):
+    """A camera that is down at boot must not keep systemd waiting: READY with camera_offline."""
+    listener = NotifyListener(tmp_path / "notify.sock")
+    config = tmp_path / "layerwatch.toml"
+    config.write_text(
+        f'[service]\nstate_dir = "{tmp_path}"\n[[cameras]]\nname = "printer"\n'
+        'source = { type = "http", url = "http://127.0.0.1:9/snap.jpg", timeout_s = 0.5, retries = 0 }\n'
+    )
+    proc = start_service(config, {"NOTIFY_SOCKET": str(listener.path)})
+    try:
+        listener.wait_for("READY=1", timeout=30)
+        listener.wait_for("camera_offline", timeout=10)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=5)
+        listener.close()
+
+
+def test_test_mode_analyses_one_frame_and_exits(tmp_path: Path, synthetic_clip: Path):
+    config = write_config(tmp_path, synthetic_clip)
+    proc = subprocess.run(
+        [sys.executable, "-m", "appliance", "run", "--config", str(config)],
+        env={"TEST_MODE": "true", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["camera"] == "printer"
+    assert 0.0 <= result["score"] <= 1.0
+    assert result["decision"] in ("ok", "failure", "uncertain")
+
+
+def test_layerwatch_test_command(tmp_path: Path, synthetic_clip: Path):
+    config = write_config(tmp_path, synthetic_clip)
+    proc = subprocess.run(
+        [sys.executable, "-m", "appliance", "test", "--config", str(config)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["camera"] == "printer"
+
+
+def test_finite_replay_ends_the_service(tmp_path: Path, synthetic_clip: Path):
+    config = write_config(tmp_path, synthetic_clip, rate_fps=0, loop=False, interval=0)
+    proc = start_service(config, {}, "--print-decisions")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert sum(1 for line in out.splitlines() if " frame " in line) == 40
