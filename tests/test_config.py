@@ -143,3 +143,9 @@ def test_schema_has_descriptions():
     schema = LayerwatchConfig.model_json_schema()
     service = schema["$defs"]["ServiceConfig"]["properties"]["analysis_interval_s"]
     assert "Seconds" in service["description"] and service["default"] == 2.0
+
+
+def test_empty_credential_file_is_a_placeholder(tmp_path: Path):
+    (tmp_path / "discord_webhook_url").write_text("")
+    config = load_config(FIXTURES / "valid" / "full.toml", environ={"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert config.notify.discord.webhook_url is None

@@ -103,7 +103,8 @@ def apply_overrides(
     if cred_dir:
         for name, path in CREDENTIAL_FILES.items():
             file = Path(cred_dir) / name
-            if file.is_file():
+            # an empty file is a placeholder (LoadCredential= needs the file to exist): skip it
+            if file.is_file() and file.stat().st_size > 0:
                 value: Any = str(file) if name == "aws_credentials" else file.read_text().strip()
                 _set(tree, path, value)
                 origins[path] = f"credential {name}"

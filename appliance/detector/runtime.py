@@ -119,17 +119,27 @@ class LiteRtBackend(EmbeddingBackend):
         except Exception as exc:
             raise ModelFormatError(f"{path}: LiteRT cannot load it: {exc}") from exc
         inputs = self._interpreter.get_input_details()
-        outputs = {self._base_name(d["name"]): d["index"] for d in self._interpreter.get_output_details()}
+        details = self._interpreter.get_output_details()
+        outputs = {self._base_name(d["name"]): d["index"] for d in details}
         if len(inputs) != 1 or not {EMBEDDING_NAME, PATCHES_NAME} <= outputs.keys():
-            raise ModelFormatError(f"{path}: tensors do not follow the Layerwatch model contract")
+            raise ModelFormatError(
+                f"{path}: tensors do not follow the Layerwatch model contract: expected one input "
+                f"{INPUT_NAME!r} and outputs {EMBEDDING_NAME!r}, {PATCHES_NAME!r}; got inputs "
+                f"{sorted(d['name'] for d in inputs)} outputs {sorted(d['name'] for d in details)}"
+            )
         self._input = inputs[0]["index"]
         self._embedding = outputs[EMBEDDING_NAME]
         self._patches = outputs[PATCHES_NAME]
 
     @staticmethod
     def _base_name(name: str) -> str:
-        # converters may prefix signature names ("serving_default_embedding:0")
-        return name.split(":")[0].rsplit("_", 1)[-1] if name not in (EMBEDDING_NAME, PATCHES_NAME) else name
+        # converters may prefix signature names ("serving_default_embedding:0"); match the whole
+        # contract name, which itself contains "_" ("serving_default_patch_embeddings:0")
+        base = name.split(":")[0]
+        for wanted in (PATCHES_NAME, EMBEDDING_NAME):
+            if base == wanted or base.endswith("_" + wanted):
+                return wanted
+        return base
 
     def embed(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self._interpreter.set_tensor(self._input, rgb[np.newaxis])
