@@ -42,7 +42,7 @@ def build_tflite(
     output_names: tuple[str, str] = ("embedding", "patch_embeddings"),
     input_name: str = "image",
 ) -> Path:
-    """Write the tiny model as ``.tflite``; ``output_names`` = (global, patches) lets a test break the contract."""
+    """Write the tiny model as ``.tflite``; ``output_names`` (global, patches) can break the contract."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
@@ -216,7 +216,9 @@ def build_onnx(
             helper.make_tensor_value_info(output_names[1], TensorProto.FLOAT, [1, rows * cols, 3]),
         ],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="layerwatch-tests")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="layerwatch-tests"
+    )
     model.ir_version = 8  # readable by older onnxruntime releases too
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
@@ -228,7 +230,9 @@ def _unit(rows: np.ndarray) -> np.ndarray:
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
-def reference_embeddings(rgb: np.ndarray, grid: tuple[int, int] = DEFAULT_GRID) -> tuple[np.ndarray, np.ndarray]:
+def reference_embeddings(
+    rgb: np.ndarray, grid: tuple[int, int] = DEFAULT_GRID
+) -> tuple[np.ndarray, np.ndarray]:
     """What both models compute for one (H, W, 3) uint8 RGB image, in numpy: ((3,), (rows*cols, 3))."""
     rows, cols = grid
     height, width = rgb.shape[:2]

@@ -175,5 +175,5 @@ def train(net: EmbeddingNet, samples: list[Sample], seed: int, steps: int, n: in
         opt.step()
         sched.step()
         if step % 20 == 0 or step == steps - 1:
-            logger.info("step %d/%d loss %.3f (%.0f s)", step, steps, float(loss), time.monotonic() - start)
+            logger.info("step %d/%d loss %.3f (%.0f s)", step, steps, loss.item(), time.monotonic() - start)
     net.eval()
