@@ -159,7 +159,9 @@ def run_eval(manifest: pathlib.Path, model: pathlib.Path | None) -> dict[str, An
     start = time.monotonic()
     for camera, camera_rows in sorted(by_camera.items()):
         ok_frames = [_read(r.path) for r in camera_rows if r.role == "calibrate" and r.label == "ok"]
-        failure_frames = [_read(r.path) for r in camera_rows if r.role == "calibrate" and r.label == "failure"]
+        failure_frames = [
+            _read(r.path) for r in camera_rows if r.role == "calibrate" and r.label == "failure"
+        ]
         if ok_frames:
             detector.set_calibration(build_calibration(detector, camera, ok_frames, failure_frames))
         else:

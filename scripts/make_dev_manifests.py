@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from appliance.training.data import (  # noqa: E402
+from appliance.training.data import (
     DEFAULT_DATA,
     HELDOUT_SEQUENCES,
     crop_box,
@@ -51,7 +51,9 @@ def _link(src: Path, dst: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=Path("/tmp/lw-dev"))
     parser.add_argument("--seed", type=int, default=0)
@@ -59,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     out: Path = args.out
     samples = read_manifest(args.data)
-    rows: list[tuple[str, str, str, str]] = []  # path, label, camera, role (role "calib_fail" = failure calib)
+    # path, label, camera, role; role "calib_fail" is a failure calibration frame (one protocol only)
+    rows: list[tuple[str, str, str, str]] = []
 
     # bedcam_heldout: one calibration frame per held-out print, the rest are test frames
     bed = [s for s in samples if s.source == "bedcam_p1" and s.sequence in HELDOUT_SEQUENCES]

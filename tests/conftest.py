@@ -10,11 +10,7 @@ import numpy as np
 import pytest
 
 from tests.mqtt_fixtures import mosquitto, subscriber  # noqa: F401
-
-try:
-    from tests.source_fixtures import *  # noqa: F403
-except ImportError:  # pragma: no cover - while the source fixtures are being written
-    pass
+from tests.source_fixtures import *  # noqa: F403
 
 os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
 REPO = Path(__file__).resolve().parents[1]

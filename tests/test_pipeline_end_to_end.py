@@ -35,12 +35,16 @@ def test_failure_is_confirmed_alerted_and_evidence_kept(tmp_path: Path):
     )
     run = [sys.executable, "-m", "appliance"]
     calibrate = subprocess.run(
-        [*run, "calibrate", "--config", str(config), "--from-folder", str(normal), "--failures", str(failures)],
+        [*run, "calibrate", "--config", str(config),
+         "--from-folder", str(normal), "--failures", str(failures)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert calibrate.returncode == 0, calibrate.stderr
     proc = subprocess.run(
-        [*run, "run", "--config", str(config), "--print-decisions"], capture_output=True, text=True, timeout=120
+        [*run, "run", "--config", str(config), "--print-decisions"],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()

@@ -125,7 +125,7 @@ def test_wrong_path_error_never_shows_the_credentials(
     with rtsp_source(url) as source, pytest.raises(SourceUnavailableError) as info:
         read_within_error(source, 5)
     message = str(info.value)
-    assert "did not open" in message
+    assert "refused the stream" in message
     assert "hunter2secret" not in message and "admin" not in message
     assert "rtsp://***@127.0.0.1" in message
     assert "hunter2secret" not in caplog.text
@@ -198,3 +198,14 @@ def test_close_is_idempotent_and_quick() -> None:
 def test_capture_options_follow_the_transport() -> None:
     assert ffmpeg_capture_options("tcp") == "rtsp_transport;tcp|analyzeduration;0|probesize;32"
     assert ffmpeg_capture_options("udp").startswith("rtsp_transport;udp|")
+
+
+@pytest.mark.rtsp
+def test_reopen_after_close(rtsp_server: RtspTestServer) -> None:
+    source = rtsp_source(rtsp_server.url)
+    with source:
+        first = read_within(source, 5)
+    assert source.status.state == SourceState.CLOSED
+    with source:
+        again = read_within(source, 5)
+    assert again.sequence > first.sequence

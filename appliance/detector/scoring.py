@@ -125,7 +125,7 @@ class PrototypeScorer:
         if len(patches) >= 3:
             loo_top = [self._top(self._anomaly_cells(patches[i], exclude=i)) for i in range(len(patches))]
             self.anomaly_mean = float(np.mean(loo_top))
-            self.anomaly_spread = float(max(np.std(loo_top), self.params.min_spread))
+            self.anomaly_spread = max(float(np.std(loo_top)), self.params.min_spread)
         else:
             self.anomaly_mean, self.anomaly_spread = 0.0, max(self.params.min_spread, 0.05)
 
@@ -181,7 +181,9 @@ class PrototypeScorer:
             - p.bias
         )
 
-    def score(self, embedding: np.ndarray, patches: np.ndarray, grid: tuple[int, int]) -> tuple[float, np.ndarray]:
+    def score(
+        self, embedding: np.ndarray, patches: np.ndarray, grid: tuple[int, int]
+    ) -> tuple[float, np.ndarray]:
         parts = self.components(embedding, patches, grid)
         score = float(_sigmoid(self.params.scale * self.raw(parts)))
         cells = parts["cells"]
@@ -197,7 +199,7 @@ class PrototypeScorer:
 def scorer_from_calibration(
     bundle: Any, ok: np.ndarray | None, failure: np.ndarray, ok_patches: np.ndarray | None
 ) -> PrototypeScorer:
-    """The scorer the detector uses for one camera (``bundle`` is an ``appliance.detector.bundle.ModelBundle``).
+    """The scorer the detector uses for one camera (``bundle``: an ``appliance.detector.bundle.ModelBundle``).
 
     ``ok``/``ok_patches`` None (no calibration): the generic ok prototypes, no patch bank.
     ``failure`` (M, D), possibly empty: the camera's failure examples, put before the generic ones.
@@ -205,7 +207,9 @@ def scorer_from_calibration(
     params = ScoringParams.from_manifest(bundle.scoring)
     generic_failure = bundle.prototypes["failure"]
     failure = np.zeros((0, generic_failure.shape[1]), np.float32) if failure is None else failure
-    support_failure = np.concatenate([failure.astype(np.float32), generic_failure]) if len(failure) else generic_failure
+    support_failure = (
+        np.concatenate([failure.astype(np.float32), generic_failure]) if len(failure) else generic_failure
+    )
     if ok is None or len(ok) == 0:
         generic = dict(bundle.scoring.get("uncalibrated", {}))
         return PrototypeScorer(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from appliance.config.sources import (
     CsiSourceConfig,
     HttpSnapshotSourceConfig,
-    ReplaySourceConfig,
     RtspSourceConfig,
     SourceConfig,
     UsbSourceConfig,

@@ -89,9 +89,12 @@ class GrabbedSource(FrameSource):
         """Start the grabber thread and return at once; the first frame follows in the background."""
         if self._thread is not None and self._thread.is_alive():
             return
-        self._stop.clear()
+        # A fresh stop event per thread: a previous thread still stuck in a read stays stopped.
+        self._stop = threading.Event()
         self.status.state = SourceState.CONNECTING
-        self._thread = threading.Thread(target=self._run, name=f"grab-{self.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(self._stop,), name=f"grab-{self.name}", daemon=True
+        )
         self._thread.start()
 
     def read(self, timeout_s: float | None = None) -> Frame:
@@ -146,10 +149,10 @@ class GrabbedSource(FrameSource):
 
     # -- the grabber thread -----------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         delay = self.reconnect_min_s
         attempt = 0
-        while not self._stop.is_set():
+        while not stop.is_set():
             if attempt:
                 self.status.reconnects += 1
             attempt += 1
@@ -161,10 +164,10 @@ class GrabbedSource(FrameSource):
                 self._went_offline(f"cannot open {self.description}: {type(exc).__name__}")
             else:
                 try:
-                    frames, silent_s = self._pump(capture)
+                    frames, silent_s = self._pump(capture, stop)
                 finally:
                     capture.release()
-                if self._stop.is_set():
+                if stop.is_set():
                     break
                 if frames:
                     delay = self.reconnect_min_s
@@ -172,14 +175,15 @@ class GrabbedSource(FrameSource):
                     self._went_offline(f"{self.description}: the stream ended (connection closed)")
                 else:
                     self._went_frozen(silent_s)
-            if self._stop.wait(delay):
+            if stop.wait(delay):
                 break
             delay = min(delay * 2, self.reconnect_max_s)
         with self._cond:
-            self._connected = False
+            if stop is self._stop:  # not when a newer open() already runs another thread
+                self._connected = False
             self._cond.notify_all()
 
-    def _pump(self, capture: Capture) -> tuple[int, float | None]:
+    def _pump(self, capture: Capture, stop: threading.Event) -> tuple[int, float | None]:
         """Read frames until the stream fails, a reconnect is requested or the source closes.
 
         Returns the number of frames read and, when the stream froze, for how many seconds it had
@@ -195,10 +199,10 @@ class GrabbedSource(FrameSource):
                 self.status.state = SourceState.CONNECTING
         logger.info("camera %s: connected to %s", self.name, self.description)
         frames = 0
-        while not self._stop.is_set():
+        while not stop.is_set():
             started = time.monotonic()
             ok, image = capture.read()
-            if self._stop.is_set():
+            if stop.is_set():
                 break
             now = time.monotonic()
             silent_s = now - self._progress_at

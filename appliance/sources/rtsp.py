@@ -23,6 +23,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from urllib.parse import urlsplit
 
 import cv2
@@ -79,6 +80,7 @@ class RtspSource(GrabbedSource):
             cv2.CAP_PROP_READ_TIMEOUT_MSEC,
             round(self.config.read_timeout_s * 1000),
         ]
+        started = time.monotonic()
         with _options_lock:
             previous = os.environ.get(FFMPEG_OPTIONS_ENV)
             os.environ[FFMPEG_OPTIONS_ENV] = ffmpeg_capture_options(self.config.transport)
@@ -91,11 +93,12 @@ class RtspSource(GrabbedSource):
                     os.environ[FFMPEG_OPTIONS_ENV] = previous
         if not capture.isOpened():
             capture.release()
-            raise SourceUnavailableError(
-                f"{self._redacted}: the server at {self._host}:{self._port} answered but the stream "
-                f"did not open within {self.config.open_timeout_s:g} s "
-                "(wrong path or credentials, or a codec FFmpeg cannot decode?)"
-            )
+            took_s = time.monotonic() - started
+            if took_s < 0.9 * self.config.open_timeout_s:
+                why = "refused the stream (wrong path or credentials, or a codec FFmpeg cannot decode?)"
+            else:
+                why = f"sent no picture within the open timeout of {self.config.open_timeout_s:g} s"
+            raise SourceUnavailableError(f"{self._redacted}: the server at {self._host}:{self._port} {why}")
         return capture
 
     def _probe_server(self) -> None:

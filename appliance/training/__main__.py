@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--width", type=int, default=160)
     parser.add_argument("--height", type=int, default=120)
-    parser.add_argument("--steps", type=int, default=300, help="episodic training steps (0: ImageNet features)")
+    parser.add_argument(
+        "--steps", type=int, default=300, help="episodic training steps (0: ImageNet features)"
+    )
     parser.add_argument(
         "--dev", action="store_true", help="leave the dev-eval sources out (scripts/make_dev_manifests.py)"
     )

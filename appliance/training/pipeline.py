@@ -22,7 +22,9 @@ INT8_FILE = "layerwatch-int8.onnx"
 PROTOTYPES_FILE = "layerwatch.prototypes.npz"
 
 
-def embed_files(model: Path, samples: list[Sample], input_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def embed_files(
+    model: Path, samples: list[Sample], input_size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """(embeddings (N, D), patches (N, P, D)) of ``samples`` through an exported model."""
     sess = session(model, threads=2)
     embs, patches = [], []
@@ -33,7 +35,9 @@ def embed_files(model: Path, samples: list[Sample], input_size: tuple[int, int])
     return np.stack(embs), np.stack(patches)
 
 
-def calibration_frames(samples: list[Sample], input_size: tuple[int, int], count: int, seed: int) -> list[np.ndarray]:
+def calibration_frames(
+    samples: list[Sample], input_size: tuple[int, int], count: int, seed: int
+) -> list[np.ndarray]:
     """Real frames for int8 calibration: half fixed-camera frames, half web ok/failure photos."""
     rng = np.random.default_rng(seed)
     cam = [s for s in samples if s.source == "bedcam_p1" or s.source == "webcam_scythe"]
@@ -67,7 +71,10 @@ def write_bundle(
     ok = kmeans_prototypes(embs[labels == "ok"], prototypes_per_class, seed)
     failure = kmeans_prototypes(embs[labels == "failure"], prototypes_per_class, seed)
     np.savez_compressed(out / PROTOTYPES_FILE, ok=ok, failure=failure)
-    latency = {"onnxruntime/fp32": round(bench(fp32, size), 2), "onnxruntime/int8": round(bench(int8, size), 2)}
+    latency = {
+        "onnxruntime/fp32": round(bench(fp32, size), 2),
+        "onnxruntime/int8": round(bench(int8, size), 2),
+    }
     logger.info("latency on one core (ms, median): %s", latency)
     manifest: dict[str, Any] = {
         "name": NAME,
@@ -82,7 +89,12 @@ def write_bundle(
             {"file": INT8_FILE, "format": "onnx", "precision": "int8"},
             {"file": FP32_FILE, "format": "onnx", "precision": "fp32"},
         ],
-        "training": {"seed": seed, "latency_ms_one_core": latency, "embedding_dim": int(ok.shape[1]), **(extra or {})},
+        "training": {
+            "seed": seed,
+            "latency_ms_one_core": latency,
+            "embedding_dim": int(ok.shape[1]),
+            **(extra or {}),
+        },
     }
     (out / "layerwatch.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest

@@ -48,7 +48,7 @@ def augment(rgb: np.ndarray, size: tuple[int, int], rng: np.random.Generator) ->
         img = img + rng.normal(0, rng.uniform(2, 8), img.shape)
     out = np.clip(img, 0, 255).astype(np.uint8)
     if rng.random() < 0.5:
-        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 90))])
+        _, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 90))])
         out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     return out
 
@@ -136,7 +136,9 @@ def patch_loss(patches: torch.Tensor, masks: torch.Tensor, scale: float = 16.0) 
     return F.cross_entropy(logits, target, weight=weight)
 
 
-def train(net: EmbeddingNet, samples: list[Sample], seed: int, steps: int, n: int = 8, lr: float = 3e-4) -> None:
+def train(
+    net: EmbeddingNet, samples: list[Sample], seed: int, steps: int, n: int = 8, lr: float = 3e-4
+) -> None:
     """Fine-tune ``net`` in place for ``steps`` steps (each a camera and a web episode of 2n frames)."""
     sampler = EpisodeSampler(samples, net.input_size, seed)
     bb = net.backbone

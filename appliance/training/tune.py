@@ -1,0 +1,133 @@
+"""Choose the scoring weights, threshold and uncertainty band of a bundle on dev-eval manifests.
+
+The evidence (anomaly z, failure-patch and global distance differences) is computed once per test frame
+with the appliance's own calibration and scorer code; the weights are then searched on a small grid to
+maximise the mean F1 over cameras and protocols with at most ``max_false_alarm`` false alarms, the bias
+puts the decision at score 0.5, and the band is the narrowest one that holds ``band_errors`` of the
+errors while sending at most ``max_uncertain`` of the frames to the cloud judge.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appliance.config.model import DetectorConfig
+from appliance.detector import build_calibration, load_detector
+from appliance.detector.scoring import scorer_from_calibration
+from appliance.evaluate import _read, read_eval_manifest
+
+logger = logging.getLogger(__name__)
+
+KEYS = ("z", "failure_patch", "global", "camera_failure")
+
+
+def evidence(manifest_json: Path, csv_files: list[Path]) -> list[dict[str, Any]]:
+    """Per (protocol, camera): evidence matrix (N, 4) and labels (N,) of the test frames."""
+    detector = load_detector(DetectorConfig(model=manifest_json, type="onnx"))
+    bundle = detector.bundle
+    cache: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
+
+    def embed(path: Path) -> tuple[np.ndarray, np.ndarray]:
+        if path not in cache:
+            cache[path] = detector.embed(_read(path))
+        return cache[path]
+
+    groups: list[dict[str, Any]] = []
+    for csv_file in csv_files:
+        by_camera: dict[str, list[Any]] = defaultdict(list)
+        for row in read_eval_manifest(csv_file):
+            by_camera[row.camera].append(row)
+        for camera, rows in sorted(by_camera.items()):
+            ok = [r for r in rows if r.role == "calibrate" and r.label == "ok"]
+            fail = [r for r in rows if r.role == "calibrate" and r.label == "failure"]
+            # build_calibration embeds frames; feed it the cached embeddings through the detector's embed
+            cal = build_calibration(
+                detector, camera, [_read(r.path) for r in ok], [_read(r.path) for r in fail]
+            )
+            scorer = scorer_from_calibration(bundle, cal.ok, cal.failure, cal.ok_patches)
+            feats, labels = [], []
+            for r in rows:
+                if r.role == "test":
+                    parts = scorer.components(*embed(r.path), bundle.patch_grid)
+                    feats.append([parts[k] for k in KEYS])
+                    labels.append(int(r.label == "failure"))
+            groups.append(
+                {"protocol": csv_file.stem, "camera": camera, "x": np.array(feats), "y": np.array(labels),
+                 "with_failures": bool(fail)}
+            )  # fmt: skip
+    return groups
+
+
+def _f1(pred: np.ndarray, y: np.ndarray) -> float:
+    tp = int((pred & (y == 1)).sum())
+    return 2 * tp / max(2 * tp + int((pred & (y == 0)).sum()) + int((~pred & (y == 1)).sum()), 1)
+
+
+def search(groups: list[dict[str, Any]], max_false_alarm: float = 0.01) -> dict[str, float]:
+    """Grid search of (w_anomaly, w_failure_patch, w_global, w_camera_failure) and a shared bias."""
+    best: tuple[float, dict[str, float]] = (-1.0, {})
+    grid = [0.0, 0.02, 0.05, 0.1, 0.2]
+    for wa, wf, wg, wc in itertools.product(
+        grid, [0.0, 0.5, 1.0, 2.0], [0.0, 0.5, 1.0, 2.0], [0.0, 1.0, 2.0]
+    ):
+        if wa == wf == wg == 0:
+            continue
+        w = np.array([wa, wf, wg, wc])
+        raws = [g["x"] @ w for g in groups]
+        candidates = np.quantile(np.concatenate(raws), np.linspace(0.2, 0.98, 60))
+        for bias in candidates:
+            f1s, fas = [], []
+            for g, raw in zip(groups, raws, strict=True):
+                pred = raw >= bias
+                f1s.append(_f1(pred, g["y"]))
+                fas.append(float((pred & (g["y"] == 0)).sum()) / max(int((g["y"] == 0).sum()), 1))
+            objective = float(np.mean(f1s)) - 5.0 * max(float(np.mean(fas)) - max_false_alarm, 0.0)
+            if objective > best[0]:
+                best = (objective, {"w_anomaly": wa, "w_failure_patch": wf, "w_global": wg,
+                                    "w_camera_failure": wc, "bias": float(bias)})  # fmt: skip
+    logger.info("best objective %.4f with %s", best[0], best[1])
+    return best[1]
+
+
+def choose_band(
+    groups: list[dict[str, Any]], weights: dict[str, float], scale: float, max_uncertain: float = 0.08
+) -> float:
+    """Half-width of the uncertain band in score units: the widest band with at most ``max_uncertain`` of
+    all test frames inside it."""
+    w = np.array(
+        [weights["w_anomaly"], weights["w_failure_patch"], weights["w_global"], weights["w_camera_failure"]]
+    )
+    raw = np.concatenate([g["x"] @ w - weights["bias"] for g in groups])
+    score = 1.0 / (1.0 + np.exp(-np.clip(scale * raw, -60, 60)))
+    best = 0.0
+    for band in np.linspace(0.01, 0.45, 45):
+        if float((np.abs(score - 0.5) < band).mean()) <= max_uncertain:
+            best = float(band)
+    return round(best, 3)
+
+
+def tune_bundle(manifest_json: Path, csv_files: list[Path], scale: float = 12.0) -> dict[str, Any]:
+    """Search and write the chosen scoring into ``manifest_json``; returns the new scoring table."""
+    groups = evidence(manifest_json, csv_files)
+    weights = search(groups)
+    # scale the raw evidence so that sigmoid(scale * raw) spreads over [0, 1] (std of raw ~ 2/scale)
+    w = np.array([weights[k] for k in ("w_anomaly", "w_failure_patch", "w_global", "w_camera_failure")])
+    spread = float(np.std(np.concatenate([g["x"] @ w for g in groups]))) or 1.0
+    scale = round(2.0 / spread, 3)
+    band = choose_band(groups, weights, scale)
+    data = json.loads(manifest_json.read_text())
+    data["scoring"] = {
+        **data.get("scoring", {}),
+        **{k: round(v, 5) for k, v in weights.items()},
+        "scale": scale,
+    }
+    data["threshold"], data["uncertain_band"] = 0.5, band
+    manifest_json.write_text(json.dumps(data, indent=2) + "\n")
+    return data["scoring"] | {"uncertain_band": band}

@@ -1,0 +1,106 @@
+"""Prototype scoring v2 on synthetic embeddings: no model, no images."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from appliance.detector.scoring import (
+    PrototypeScorer,
+    ScoringParams,
+    nearest_distance,
+    scorer_from_calibration,
+)
+
+D, GRID = 16, (2, 3)
+P = GRID[0] * GRID[1]
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture
+def space() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    normal_dir, failure_dir = np.zeros(D), np.zeros(D)
+    normal_dir[0], failure_dir[1] = 1.0, 1.0
+    ok_patches = _unit(normal_dir + 0.1 * rng.normal(size=(10, P, D)))
+    return {
+        "normal_dir": normal_dir,
+        "failure_dir": failure_dir,
+        "ok": _unit(ok_patches.mean(axis=1)),
+        "ok_patches": ok_patches,
+        "failure": _unit(failure_dir + 0.1 * rng.normal(size=(4, D))),
+        "rng": rng,  # type: ignore[dict-item]
+    }
+
+
+PARAMS = {"scale": 10.0, "w_anomaly": 0.1, "w_failure_patch": 1.0, "w_global": 1.0, "bias": 0.2, "top_k": 1}
+
+
+def _frame(space: dict[str, np.ndarray], failing_cells: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = space["rng"]
+    patches = _unit(space["normal_dir"] + 0.1 * rng.normal(size=(P, D)))  # type: ignore[attr-defined]
+    patches[:failing_cells] = _unit(space["failure_dir"] + 0.1 * rng.normal(size=(failing_cells, D)))  # type: ignore[attr-defined]
+    return _unit(patches.mean(axis=0)), patches
+
+
+def test_from_manifest_reads_known_keys_and_types() -> None:
+    params = ScoringParams.from_manifest({"scale": "5", "top_k": 3.0, "unknown": 1})
+    assert params.scale == 5.0 and params.top_k == 3 and isinstance(params.top_k, int)
+    assert ScoringParams.from_manifest({}) == ScoringParams()
+
+
+def test_nearest_distance_is_cosine_distance() -> None:
+    q = _unit(np.array([[1.0, 0.0], [0.0, 1.0]]))
+    s = _unit(np.array([[1.0, 0.0]]))
+    assert np.allclose(nearest_distance(q, s), [0.0, 1.0])
+    assert np.allclose(nearest_distance(q, np.zeros((0, 2), np.float32)), 1.0)
+
+
+def test_failure_scores_above_normal_and_heatmap_points_at_it(space: dict[str, np.ndarray]) -> None:
+    scorer = PrototypeScorer(
+        space["ok"], space["failure"], ScoringParams.from_manifest(PARAMS), space["ok_patches"], GRID
+    )
+    normal_score, _ = scorer.score(*_frame(space, 0), GRID)
+    failure_score, heatmap = scorer.score(*_frame(space, 3), GRID)
+    assert normal_score < 0.5 < failure_score
+    assert heatmap.shape == GRID and heatmap.dtype == np.float32
+    assert heatmap.min() >= 0.0 and heatmap.max() <= 1.0
+    flat = heatmap.reshape(-1)
+    assert flat[:3].min() > flat[3:].max()  # the failing cells light up
+
+
+def test_calibration_spread_is_measured_leave_one_out(space: dict[str, np.ndarray]) -> None:
+    scorer = PrototypeScorer(
+        space["ok"], space["failure"], ScoringParams.from_manifest(PARAMS), space["ok_patches"], GRID
+    )
+    assert 0.0 < scorer.anomaly_mean < 0.2
+    assert scorer.anomaly_spread >= ScoringParams().min_spread
+
+
+def test_scorer_from_calibration_with_and_without_calibration(space: dict[str, np.ndarray]) -> None:
+    bundle = SimpleNamespace(
+        scoring=PARAMS,
+        prototypes={"ok": space["ok"][:2], "failure": space["failure"]},
+        patch_grid=GRID,
+        threshold=0.5,
+        uncertain_band=0.1,
+    )
+    generic = scorer_from_calibration(bundle, None, space["failure"][:0], None)
+    assert generic.params.w_anomaly == 0.0 and generic.threshold == 0.5 and generic.uncertain_band == 0.1
+    score_generic, heatmap = generic.score(*_frame(space, 6), GRID)
+    assert score_generic > 0.5 and heatmap.shape == GRID
+    calibrated = scorer_from_calibration(bundle, space["ok"], space["failure"][:1], space["ok_patches"])
+    assert calibrated.camera_failures == 1 and len(calibrated.failure) == 1 + len(space["failure"])
+    normal, _ = calibrated.score(*_frame(space, 0), GRID)
+    failure, _ = calibrated.score(*_frame(space, 2), GRID)
+    assert normal < 0.5 < failure
+
+
+def test_scorer_needs_support() -> None:
+    with pytest.raises(ValueError):
+        PrototypeScorer(np.zeros((0, D), np.float32), np.ones((1, D), np.float32), ScoringParams())
