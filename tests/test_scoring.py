@@ -38,7 +38,7 @@ def space() -> dict[str, np.ndarray]:
     }
 
 
-PARAMS = {"scale": 10.0, "w_anomaly": 0.1, "w_failure_patch": 1.0, "w_global": 1.0, "bias": 0.2, "top_k": 1}
+PARAMS = {"scale": 2.0, "w_anomaly": 0.0, "w_failure_patch": 0.05, "w_global": 1.0, "bias": 3.0, "top_k": 1}
 
 
 def _frame(space: dict[str, np.ndarray], failing_cells: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,12 +74,16 @@ def test_failure_scores_above_normal_and_heatmap_points_at_it(space: dict[str, n
     assert flat[:3].min() > flat[3:].max()  # the failing cells light up
 
 
-def test_calibration_spread_is_measured_leave_one_out(space: dict[str, np.ndarray]) -> None:
+def test_camera_offsets_and_spread_come_from_the_calibration_frames(space: dict[str, np.ndarray]) -> None:
     scorer = PrototypeScorer(
         space["ok"], space["failure"], ScoringParams.from_manifest(PARAMS), space["ok_patches"], GRID
     )
-    assert 0.0 < scorer.anomaly_mean < 0.2
-    assert scorer.anomaly_spread >= ScoringParams().min_spread
+    # normal frames are far from the failures (cosine distance ~1) and close to each other
+    assert 0.8 < scorer.fail_offset < 1.2
+    assert ScoringParams().min_spread <= scorer.spread < 0.1
+    assert np.shape(scorer.fail_cell_offset) == (P,)
+    uncalibrated = PrototypeScorer(space["ok"], space["failure"], ScoringParams())
+    assert uncalibrated.fail_offset == 0.0 and uncalibrated.spread == 1.0
 
 
 def test_scorer_from_calibration_with_and_without_calibration(space: dict[str, np.ndarray]) -> None:

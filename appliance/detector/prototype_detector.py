@@ -11,10 +11,14 @@ inferences of each and keeps the fastest (logged, and reported as ``backend_name
 
 from __future__ import annotations
 
+import gc
+import json
 import logging
+import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -23,7 +27,7 @@ import numpy as np
 from appliance.config.model import DetectorConfig
 from appliance.detector import scoring
 from appliance.detector.base import Detection, Detector, verdict_for
-from appliance.detector.bundle import ModelBundle, load_bundle
+from appliance.detector.bundle import ModelBundle, ModelVariant, load_bundle
 from appliance.detector.calibration import CameraCalibration, new_calibration, stack_embeddings
 from appliance.detector.runtime import EmbeddingBackend, open_backend
 from appliance.errors import BackendUnavailableError, DetectorError, ModelFormatError
@@ -31,6 +35,7 @@ from appliance.errors import BackendUnavailableError, DetectorError, ModelFormat
 logger = logging.getLogger(__name__)
 
 _BENCH_RUNS = 5
+BACKEND_CACHE = "backend.json"
 
 
 def to_model_input(image_bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -51,13 +56,60 @@ def _time_backend(backend: EmbeddingBackend, size: tuple[int, int]) -> float:
     return (time.perf_counter() - start) * 1000 / _BENCH_RUNS
 
 
-def select_backend(bundle: ModelBundle, config: DetectorConfig) -> EmbeddingBackend:
+def _cached_choice(cache_dir: Path | None, bundle: ModelBundle) -> ModelVariant | None:
+    if cache_dir is None:
+        return None
+    try:
+        data = json.loads((cache_dir / BACKEND_CACHE).read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("key") != _cache_key(bundle):
+        return None
+    return next((v for v in bundle.variants if v.path.name == data.get("file")), None)
+
+
+def _cache_key(bundle: ModelBundle) -> str:
+    variants = ",".join(
+        f"{v.path.name}:{v.path.stat().st_size if v.path.exists() else 0}" for v in bundle.variants
+    )
+    return f"{bundle.fingerprint()}|{variants}|{platform.machine()}|{platform.python_version()}"
+
+
+def _store_choice(
+    cache_dir: Path | None, bundle: ModelBundle, variant: ModelVariant, timings: dict[str, float]
+) -> None:
+    if cache_dir is None:
+        return
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        payload = {"key": _cache_key(bundle), "file": variant.path.name, "ms_per_frame": timings}
+        (cache_dir / BACKEND_CACHE).write_text(json.dumps(payload, indent=1))
+    except OSError as exc:
+        logger.debug("cannot cache the backend choice: %s", exc)
+
+
+def select_backend(
+    bundle: ModelBundle, config: DetectorConfig, cache_dir: Path | None = None
+) -> EmbeddingBackend:
     """Open the variant to run: the first loadable one of the requested format, or with ``auto``
-    the fastest loadable one measured by a short start-up benchmark."""
+    the fastest loadable one, measured by a short start-up benchmark.
+
+    Candidates are timed one at a time and released before the next is loaded, and the winner is
+    then opened again. The choice is kept in ``cache_dir/backend.json`` (the state directory) for
+    this model, machine and Python, so later starts load only the winner: less time and memory.
+    """
     wanted = [v for v in bundle.variants if config.type in ("auto", v.format)]
     if not wanted:
         raise ModelFormatError(f"model {bundle.name} has no {config.type} variant")
-    loaded: list[tuple[float, EmbeddingBackend]] = []
+    cached = _cached_choice(cache_dir, bundle) if config.type == "auto" and len(wanted) > 1 else None
+    if cached is not None:
+        try:
+            backend = open_backend(cached.path, cached.format, cached.precision, config.threads)
+            logger.info("backend %s (fastest at an earlier start-up)", backend.name)
+            return backend
+        except (BackendUnavailableError, ModelFormatError):
+            pass
+    timed: list[tuple[float, ModelVariant]] = []
     problems = []
     for variant in wanted:
         try:
@@ -69,11 +121,16 @@ def select_backend(bundle: ModelBundle, config: DetectorConfig) -> EmbeddingBack
             return backend
         ms = _time_backend(backend, bundle.input_size)
         logger.info("backend %s: %.2f ms per frame at start-up", backend.name, ms)
-        loaded.append((ms, backend))
-    if not loaded:
+        timed.append((ms, variant))
+        del backend
+        gc.collect()
+    if not timed:
+        if problems and all("cannot load" in p or "expected" in p or "does not" in p for p in problems):
+            raise ModelFormatError("no model variant could be loaded: " + "; ".join(problems))
         raise DetectorError("no model variant could be loaded: " + "; ".join(problems))
-    loaded.sort(key=lambda pair: pair[0])
-    return loaded[0][1]
+    best = min(timed, key=lambda pair: pair[0])[1]
+    _store_choice(cache_dir, bundle, best, {f"{v.format}/{v.precision}": round(ms, 3) for ms, v in timed})
+    return open_backend(best.path, best.format, best.precision, config.threads)
 
 
 @dataclass
@@ -157,12 +214,13 @@ class PrototypeDetector(Detector):
         )
 
 
-def load_detector(config: DetectorConfig) -> PrototypeDetector:
-    """Load the configured model (default: the shipped one), pick a backend and warm it up."""
+def load_detector(config: DetectorConfig, cache_dir: Path | None = None) -> PrototypeDetector:
+    """Load the configured model (default: the shipped one), pick a backend and warm it up.
+    ``cache_dir`` (the state directory) remembers which backend was fastest."""
     bundle = load_bundle(config.model)
     if "ok" not in bundle.prototypes or "failure" not in bundle.prototypes:
         raise ModelFormatError(f"model {bundle.name}: prototypes need arrays 'ok' and 'failure'")
-    backend = select_backend(bundle, config)
+    backend = select_backend(bundle, config, cache_dir)
     logger.info("model %s on %s, input %dx%d", bundle.name, backend.name, *bundle.input_size)
     return PrototypeDetector(bundle, backend, config)
 

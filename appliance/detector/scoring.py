@@ -7,19 +7,23 @@ A frame is compared with this camera's support sets:
 * **failure**: the camera's failure examples if the user gave some, plus the model's generic
   ``failure`` prototypes.
 
-Three pieces of evidence, each a distance difference in cosine units:
+Four pieces of evidence, each in cosine-distance units (1 - cos):
 
 * ``anomaly``: per grid cell, the distance to the nearest patch of the normal frames at the same or a
-  neighbouring cell (the camera is fixed, so the scene sits at the same place); the frame's anomaly is
-  the mean of its ``top_k`` most anomalous cells. Normal-only calibration relies on this.
-* ``failure_patch``: per cell, (distance to normal) - (distance to the nearest failure embedding): does
-  the unusual region look like a failure rather than just something new (a taller part, a hand)?
-* ``global``: (distance of the frame to the nearest normal frame) - (to the nearest failure example).
+  neighbouring cell (the camera is fixed, so the scene sits at the same place); the frame's value is the
+  mean of its ``top_k`` most anomalous cells;
+* ``failure_patch``: per cell, the anomaly plus how much nearer the cell is to a failure embedding than
+  this camera's normal cells are on average: does the unusual region look like a failure rather than
+  just something new (a taller part, a hand)?
+* ``global``: the frame's distance to the nearest normal frame plus how much nearer it is to a failure
+  embedding than this camera's normal frames are on average;
+* ``camera_failure``: the same against the camera's own failure examples only (normal+failure calibration).
 
-The anomaly is standardised by the calibration set's own leave-one-out anomaly (mean and spread), so
-one threshold fits cameras with very different looks. The score is
-``sigmoid(scale * (w_anomaly * z + w_failure_patch * fp + w_global * g - bias))``. The heatmap is the
-per-cell version of the same rule, in [0, 1].
+The "than this camera's normal frames are on average" offsets are measured on the calibration frames, so
+one threshold fits cameras whose normal look is nearer to or further from the failure examples. The score
+is ``sigmoid(scale * (w . evidence - bias))`` with weights from the manifest's ``scoring`` table (and its
+``with_failures`` table when the camera gave failure examples). The heatmap is the score spread over the
+cells by their ``failure_patch`` evidence.
 """
 
 from __future__ import annotations
@@ -28,6 +32,16 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
+
+KEYS = ("anomaly", "failure_patch", "global", "camera_failure")
+# without a calibration: nearest prototype, generic ok vs generic failure (manifest "uncalibrated" overrides)
+UNCALIBRATED = {
+    "w_anomaly": 0.0,
+    "w_failure_patch": 0.0,
+    "w_global": 1.0,
+    "w_camera_failure": 0.0,
+    "bias": 0.0,
+}
 
 
 @dataclass
@@ -39,10 +53,9 @@ class ScoringParams:
     w_anomaly: float = 0.0
     w_failure_patch: float = 0.0
     w_global: float = 1.0
+    w_camera_failure: float = 0.0
     bias: float = 0.0
     min_spread: float = 0.02
-    # extra weight on the global failure evidence when the camera gave its own failure examples
-    w_camera_failure: float = 0.0
 
     @classmethod
     def from_manifest(cls, raw: dict[str, Any]) -> ScoringParams:
@@ -82,9 +95,10 @@ def _neighbour_index(grid: tuple[int, int], radius: int) -> list[np.ndarray]:
 class PrototypeScorer:
     """Scores L2-normalised embeddings against a camera's normal and failure support sets.
 
-    ``normal_patches`` (N, P, D) are the calibration frames' patch embeddings; ``camera_failures`` says how
-    many leading rows of ``failure`` come from the camera itself (the rest are generic prototypes).
-    ``threshold`` and ``uncertain_band`` are the model's (the score is already standardised per camera).
+    ``normal_patches`` (N, P, D) are the calibration frames' patch embeddings (with ``grid``, the patch bank
+    for the anomaly evidence); ``camera_failures`` says how many leading rows of ``failure`` come from the
+    camera itself (the rest are generic prototypes). ``threshold``/``uncertain_band`` are what the
+    detector should use for this camera (the model's: the evidence is already relative to the camera).
     """
 
     def __init__(
@@ -108,73 +122,73 @@ class PrototypeScorer:
         self.uncertain_band = uncertain_band
         self.normal_patches = None if normal_patches is None or normal_patches.size == 0 else normal_patches
         self._bank: list[np.ndarray] | None = None
-        self._grid = grid
-        self.anomaly_mean, self.anomaly_spread = 0.0, 1.0
+        self._frame_of: list[np.ndarray] = []
+        self._grid: tuple[int, int] | None = None
+        self.fail_offset, self.camera_offset, self.spread = 0.0, 0.0, 1.0
+        self.fail_cell_offset: np.ndarray | float = 0.0
         if self.normal_patches is not None and grid is not None:
             self._build_bank(grid)
 
-    # -- normal patch bank -------------------------------------------------------------------------
     def _build_bank(self, grid: tuple[int, int]) -> None:
+        """The per-cell normal patch bank and the camera's offsets, from the calibration frames."""
         assert self.normal_patches is not None
         self._grid = grid
-        neighbours = _neighbour_index(grid, self.params.neighbourhood)
         patches = self.normal_patches.astype(np.float32)  # (N, P, D)
+        neighbours = _neighbour_index(grid, self.params.neighbourhood)
         self._bank = [patches[:, idx, :].reshape(-1, patches.shape[2]) for idx in neighbours]
         self._frame_of = [np.repeat(np.arange(len(patches)), len(idx)) for idx in neighbours]
-        # leave-one-out anomaly of each calibration frame against the others: this camera's normal spread
-        if len(patches) >= 3:
-            loo_top = [self._top(self._anomaly_cells(patches[i], exclude=i)) for i in range(len(patches))]
-            self.anomaly_mean = float(np.mean(loo_top))
-            self.anomaly_spread = max(float(np.std(loo_top)), self.params.min_spread)
-        else:
-            self.anomaly_mean, self.anomaly_spread = 0.0, max(self.params.min_spread, 0.05)
+        # how near this camera's normal look already is to the failure examples, overall and per cell
+        self.fail_offset = float(nearest_distance(self.normal, self.failure).mean())
+        flat = nearest_distance(patches.reshape(-1, patches.shape[2]), self.failure)
+        self.fail_cell_offset = flat.reshape(patches.shape[:2]).mean(axis=0)
+        if self.camera_failures:
+            own = self.failure[: self.camera_failures]
+            self.camera_offset = float(nearest_distance(self.normal, own).mean())
+        # how different this camera's normal frames are from each other (leave-one-out nearest neighbour):
+        # the unit the evidence is measured in, so a camera with a varied normal look needs a larger change
+        if len(self.normal) >= 2:
+            sims = self.normal @ self.normal.T
+            np.fill_diagonal(sims, -1.0)
+            self.spread = max(float(np.median(1.0 - sims.max(axis=1))), self.params.min_spread)
 
-    def _anomaly_cells(self, patches: np.ndarray, exclude: int | None = None) -> np.ndarray:
+    def _anomaly_cells(self, patches: np.ndarray) -> np.ndarray:
         assert self._bank is not None
-        out = np.empty(len(patches), dtype=np.float32)
-        for p, bank in enumerate(self._bank):
-            sims = bank @ patches[p]
-            if exclude is not None:
-                sims = np.where(self._frame_of[p] == exclude, -1.0, sims)
-            out[p] = 1.0 - float(sims.max())
-        return out
+        return np.array(
+            [1.0 - float((bank @ patches[p]).max()) for p, bank in enumerate(self._bank)], np.float32
+        )
 
     def _top(self, cells: np.ndarray) -> float:
         k = max(1, min(self.params.top_k, len(cells)))
         return float(np.sort(cells)[-k:].mean())
 
-    # -- scoring -----------------------------------------------------------------------------------
     def components(self, embedding: np.ndarray, patches: np.ndarray, grid: tuple[int, int]) -> dict[str, Any]:
-        """The raw evidence for one frame (for tuning and debugging)."""
+        """The evidence for one frame (``KEYS``, plus the per-cell arrays behind the heatmap)."""
         if self.normal_patches is not None and self._grid != grid:
             self._build_bank(grid)
-        d_fail_global = float(nearest_distance(embedding[np.newaxis], self.failure)[0])
-        d_norm_global = float(nearest_distance(embedding[np.newaxis], self.normal)[0])
-        d_fail_cells = nearest_distance(patches, self.failure)
-        if self._bank is not None:
-            anomaly_cells = self._anomaly_cells(patches)
-            z = (self._top(anomaly_cells) - self.anomaly_mean) / self.anomaly_spread
-        else:
-            anomaly_cells = nearest_distance(patches, self.normal)
-            z = 0.0
-        fail_cells = anomaly_cells - d_fail_cells
-        cam = 0.0
+        d_norm = float(nearest_distance(embedding[np.newaxis], self.normal)[0])
+        d_fail = float(nearest_distance(embedding[np.newaxis], self.failure)[0])
+        cells = (
+            self._anomaly_cells(patches) if self._bank is not None else nearest_distance(patches, self.normal)
+        )
+        fail_cells = cells - (nearest_distance(patches, self.failure) - self.fail_cell_offset)
+        camera = 0.0
         if self.camera_failures:
             d_cam = float(nearest_distance(embedding[np.newaxis], self.failure[: self.camera_failures])[0])
-            cam = d_norm_global - d_cam
+            camera = d_norm - (d_cam - self.camera_offset)
+        unit = self.spread
         return {
-            "z": float(z),
-            "failure_patch": self._top(fail_cells),
-            "global": d_norm_global - d_fail_global - self.params.margin,
-            "camera_failure": cam,
-            "cells": anomaly_cells,
-            "fail_cells": fail_cells,
+            "anomaly": self._top(cells) / unit,
+            "failure_patch": self._top(fail_cells) / unit,
+            "global": (d_norm - (d_fail - self.fail_offset) - self.params.margin) / unit,
+            "camera_failure": camera / unit,
+            "cells": cells / unit,
+            "fail_cells": fail_cells / unit,
         }
 
     def raw(self, parts: dict[str, Any]) -> float:
         p = self.params
         return float(
-            p.w_anomaly * parts["z"]
+            p.w_anomaly * parts["anomaly"]
             + p.w_failure_patch * parts["failure_patch"]
             + p.w_global * parts["global"]
             + p.w_camera_failure * parts["camera_failure"]
@@ -186,49 +200,48 @@ class PrototypeScorer:
     ) -> tuple[float, np.ndarray]:
         parts = self.components(embedding, patches, grid)
         score = float(_sigmoid(self.params.scale * self.raw(parts)))
-        cells = parts["cells"]
-        if self._bank is not None:
-            heat = (cells - self.anomaly_mean) / self.anomaly_spread * self.params.w_anomaly
-        else:
-            heat = np.zeros_like(cells)
-        heat = heat + self.params.w_failure_patch * parts["fail_cells"] - self.params.bias
-        heatmap = _sigmoid(self.params.scale * heat).astype(np.float32).reshape(grid)
-        return score, heatmap
+        # the heatmap: the frame's score spread over the cells by their failure-patch evidence (the cell most
+        # unlike this camera's normal look and most like a failure gets the full score)
+        cells = parts["fail_cells"].astype(np.float64)
+        span = float(cells.max() - cells.min())
+        relative = (cells - cells.min()) / span if span > 1e-9 else np.ones_like(cells)
+        return score, (score * relative).astype(np.float32).reshape(grid)
 
 
 def scorer_from_calibration(
-    bundle: Any, ok: np.ndarray | None, failure: np.ndarray, ok_patches: np.ndarray | None
+    bundle: Any, ok: np.ndarray | None, failure: np.ndarray | None, ok_patches: np.ndarray | None
 ) -> PrototypeScorer:
     """The scorer the detector uses for one camera (``bundle``: an ``appliance.detector.bundle.ModelBundle``).
 
     ``ok``/``ok_patches`` None (no calibration): the generic ok prototypes, no patch bank.
     ``failure`` (M, D), possibly empty: the camera's failure examples, put before the generic ones.
     """
-    params = ScoringParams.from_manifest(bundle.scoring)
     generic_failure = bundle.prototypes["failure"]
-    failure = np.zeros((0, generic_failure.shape[1]), np.float32) if failure is None else failure
-    support_failure = (
-        np.concatenate([failure.astype(np.float32), generic_failure]) if len(failure) else generic_failure
+    own = (
+        np.zeros((0, generic_failure.shape[1]), np.float32) if failure is None else failure.astype(np.float32)
     )
+    support_failure = np.concatenate([own, generic_failure]) if len(own) else generic_failure
+    scoring = {k: v for k, v in bundle.scoring.items() if not isinstance(v, dict)}
     if ok is None or len(ok) == 0:
-        generic = dict(bundle.scoring.get("uncalibrated", {}))
+        params = ScoringParams.from_manifest(
+            {**scoring, **UNCALIBRATED, **bundle.scoring.get("uncalibrated", {})}
+        )
         return PrototypeScorer(
             bundle.prototypes["ok"],
             support_failure,
-            ScoringParams.from_manifest({**bundle.scoring, "w_anomaly": 0.0, **generic}),
+            params,
             threshold=bundle.threshold,
             uncertain_band=bundle.uncertain_band,
         )
-    overrides = bundle.scoring.get("with_failures", {}) if len(failure) else {}
-    if overrides:
-        params = ScoringParams.from_manifest({**bundle.scoring, **overrides})
+    if len(own):
+        scoring = {**scoring, **bundle.scoring.get("with_failures", {})}
     return PrototypeScorer(
         ok,
         support_failure,
-        params,
+        ScoringParams.from_manifest(scoring),
         normal_patches=ok_patches,
         grid=tuple(bundle.patch_grid),
-        camera_failures=len(failure),
+        camera_failures=len(own),
         threshold=bundle.threshold,
         uncertain_band=bundle.uncertain_band,
     )

@@ -88,7 +88,7 @@ class Service:
 
     # -- set-up -----------------------------------------------------------------------------
     def build(self) -> None:
-        self.detector = load_detector(self.config.detector)
+        self.detector = load_detector(self.config.detector, cache_dir=self.config.service.state_dir)
         sinks: list[ActionSink] = []
         if self.print_decisions:
             sinks.append(ConsoleSink())

@@ -20,12 +20,10 @@ import numpy as np
 
 from appliance.config.model import DetectorConfig
 from appliance.detector import build_calibration, load_detector
-from appliance.detector.scoring import scorer_from_calibration
+from appliance.detector.scoring import KEYS, scorer_from_calibration
 from appliance.evaluate import _read, read_eval_manifest
 
 logger = logging.getLogger(__name__)
-
-KEYS = ("z", "failure_patch", "global", "camera_failure")
 
 
 def evidence(manifest_json: Path, csv_files: list[Path]) -> list[dict[str, Any]]:
@@ -70,19 +68,20 @@ def _f1(pred: np.ndarray, y: np.ndarray) -> float:
     return 2 * tp / max(2 * tp + int((pred & (y == 0)).sum()) + int((~pred & (y == 1)).sum()), 1)
 
 
-def search(groups: list[dict[str, Any]], max_false_alarm: float = 0.01) -> dict[str, float]:
-    """Grid search of (w_anomaly, w_failure_patch, w_global, w_camera_failure) and a shared bias."""
+W_KEYS = ("w_anomaly", "w_failure_patch", "w_global", "w_camera_failure")
+
+
+def search(
+    groups: list[dict[str, Any]], camera_failures: bool, max_false_alarm: float = 0.01
+) -> dict[str, float]:
+    """Grid search of the evidence weights and the bias (all evidence is in per-camera z units)."""
     best: tuple[float, dict[str, float]] = (-1.0, {})
-    grid = [0.0, 0.02, 0.05, 0.1, 0.2]
-    for wa, wf, wg, wc in itertools.product(
-        grid, [0.0, 0.5, 1.0, 2.0], [0.0, 0.5, 1.0, 2.0], [0.0, 1.0, 2.0]
-    ):
-        if wa == wf == wg == 0:
+    grid = [0.0, 0.25, 0.5, 1.0, 2.0]
+    for w in itertools.product(grid, grid, grid, grid if camera_failures else [0.0]):
+        if not any(w):
             continue
-        w = np.array([wa, wf, wg, wc])
-        raws = [g["x"] @ w for g in groups]
-        candidates = np.quantile(np.concatenate(raws), np.linspace(0.2, 0.98, 60))
-        for bias in candidates:
+        raws = [g["x"] @ np.array(w) for g in groups]
+        for bias in np.quantile(np.concatenate(raws), np.linspace(0.2, 0.99, 80)):
             f1s, fas = [], []
             for g, raw in zip(groups, raws, strict=True):
                 pred = raw >= bias
@@ -90,44 +89,52 @@ def search(groups: list[dict[str, Any]], max_false_alarm: float = 0.01) -> dict[
                 fas.append(float((pred & (g["y"] == 0)).sum()) / max(int((g["y"] == 0).sum()), 1))
             objective = float(np.mean(f1s)) - 5.0 * max(float(np.mean(fas)) - max_false_alarm, 0.0)
             if objective > best[0]:
-                best = (objective, {"w_anomaly": wa, "w_failure_patch": wf, "w_global": wg,
-                                    "w_camera_failure": wc, "bias": float(bias)})  # fmt: skip
+                best = (objective, {**dict(zip(W_KEYS, w, strict=True)), "bias": float(bias)})
     logger.info("best objective %.4f with %s", best[0], best[1])
     return best[1]
 
 
-def choose_band(
-    groups: list[dict[str, Any]], weights: dict[str, float], scale: float, max_uncertain: float = 0.08
-) -> float:
-    """Half-width of the uncertain band in score units: the widest band with at most ``max_uncertain`` of
-    all test frames inside it."""
-    w = np.array(
-        [weights["w_anomaly"], weights["w_failure_patch"], weights["w_global"], weights["w_camera_failure"]]
-    )
-    raw = np.concatenate([g["x"] @ w - weights["bias"] for g in groups])
-    score = 1.0 / (1.0 + np.exp(-np.clip(scale * raw, -60, 60)))
+def _scores(groups: list[dict[str, Any]], params: dict[str, float]) -> np.ndarray:
+    w = np.array([params[k] for k in W_KEYS])
+    raw = np.concatenate([g["x"] @ w - params["bias"] for g in groups])
+    return 1.0 / (1.0 + np.exp(-np.clip(params["scale"] * raw, -60, 60)))
+
+
+def choose_band(scores: np.ndarray, max_uncertain: float = 0.08) -> float:
+    """Half-width of the uncertain band: the widest one with at most ``max_uncertain`` of the frames in it
+    (the errors sit near the threshold, so the widest allowed band holds the most of them)."""
     best = 0.0
     for band in np.linspace(0.01, 0.45, 45):
-        if float((np.abs(score - 0.5) < band).mean()) <= max_uncertain:
+        if float((np.abs(scores - 0.5) < band).mean()) <= max_uncertain:
             best = float(band)
     return round(best, 3)
 
 
-def tune_bundle(manifest_json: Path, csv_files: list[Path], scale: float = 12.0) -> dict[str, Any]:
-    """Search and write the chosen scoring into ``manifest_json``; returns the new scoring table."""
+def tune_bundle(manifest_json: Path, csv_files: list[Path]) -> dict[str, Any]:
+    """Search weights for normal-only and for normal+failure calibration, write them into the manifest."""
     groups = evidence(manifest_json, csv_files)
-    weights = search(groups)
-    # scale the raw evidence so that sigmoid(scale * raw) spreads over [0, 1] (std of raw ~ 2/scale)
-    w = np.array([weights[k] for k in ("w_anomaly", "w_failure_patch", "w_global", "w_camera_failure")])
-    spread = float(np.std(np.concatenate([g["x"] @ w for g in groups]))) or 1.0
-    scale = round(2.0 / spread, 3)
-    band = choose_band(groups, weights, scale)
+    tables = []
+    for with_failures in (False, True):
+        subset = [g for g in groups if g["with_failures"] == with_failures]
+        if not subset:
+            tables.append({})
+            continue
+        params = search(subset, with_failures)
+        w = np.array([params[k] for k in W_KEYS])
+        spread = float(np.std(np.concatenate([g["x"] @ w for g in subset]))) or 1.0
+        params["scale"] = round(2.0 / spread, 4)  # sigmoid(scale * raw) spreads over [0, 1]
+        tables.append({k: round(v, 4) for k, v in params.items()})
+    base, with_failures_table = tables
+    scores = np.concatenate(
+        [
+            _scores([g for g in groups if g["with_failures"] == wf], t)
+            for wf, t in ((False, base), (True, with_failures_table))
+            if t
+        ]
+    )
+    band = choose_band(scores)
     data = json.loads(manifest_json.read_text())
-    data["scoring"] = {
-        **data.get("scoring", {}),
-        **{k: round(v, 5) for k, v in weights.items()},
-        "scale": scale,
-    }
+    data["scoring"] = {**data.get("scoring", {}), **base, "with_failures": with_failures_table}
     data["threshold"], data["uncertain_band"] = 0.5, band
     manifest_json.write_text(json.dumps(data, indent=2) + "\n")
     return data["scoring"] | {"uncertain_band": band}

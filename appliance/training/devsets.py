@@ -1,0 +1,133 @@
+"""Build the development evaluation manifests for ``layerwatch eval`` from ``../shared/data``.
+
+Writes into ``--out`` (outside the repository; the images are research data that may not be committed):
+
+* ``heldout_normal_only.csv`` and ``heldout_normal_failure.csv``: the same test rows, calibrated with
+  10 normal frames, or 10 normal + 5 failure frames, per camera;
+* symlinks to the original images and the synthetic failure frames they need.
+
+Cameras (all held out of the dev model's training, see ``appliance.training.data.HELDOUT_*``):
+
+* ``bedcam_heldout``: the fixed bed-level camera, 10 prints never seen in training. The data holds no
+  failure frames from a fixed camera, so failures are synthetic: a failure region cropped from a held-out
+  source (web_roboflow_3dprinting's YOLO ``fail`` boxes) blended into a held-out frame. Optimistic.
+* ``web_hyungjungkim``: real web and lab photos of good and failed prints from a held-out source; no fixed
+  viewpoint, so harder for per-camera calibration than any real camera.
+
+Columns: ``path,label,camera,role`` with ``path`` relative to the CSV's folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from appliance.training.data import (
+    DEFAULT_DATA,
+    HELDOUT_SEQUENCES,
+    crop_box,
+    failure_boxes,
+    load_rgb,
+    paste_failure,
+    read_manifest,
+)
+
+N_OK, N_FAIL = 10, 5
+
+
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.is_symlink() or dst.exists():
+        dst.unlink()
+    os.symlink(src, dst)
+
+
+PROTOCOLS = ("heldout_normal_only", "heldout_normal_failure")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/lw-dev"))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    for path in build(args.data, args.out, args.seed):
+        print(f"wrote {path}")
+    return 0
+
+
+def build(data: Path, out: Path, seed: int = 0) -> list[Path]:
+    """Write the manifests (and the images they need) into ``out``; returns the CSV paths."""
+    rng = np.random.default_rng(seed)
+    samples = read_manifest(data)
+    # path, label, camera, role; role "calib_fail" is a failure calibration frame (one protocol only)
+    rows: list[tuple[str, str, str, str]] = []
+
+    # bedcam_heldout: one calibration frame per held-out print, the rest are test frames
+    bed = [s for s in samples if s.source == "bedcam_p1" and s.sequence in HELDOUT_SEQUENCES]
+    crops = [
+        crop_box(load_rgb(s.path), box)
+        for s in samples
+        if s.source == "web_roboflow_3dprinting"
+        for box in failure_boxes(s)[:1]
+    ]
+    crops = [c for c in crops if min(c.shape[:2]) >= 24]
+    order = rng.permutation(len(bed))
+    calib_ok: list[int] = []
+    seen: set[str] = set()
+    for i in order:
+        if bed[i].sequence not in seen and len(calib_ok) < N_OK:
+            seen.add(bed[i].sequence)
+            calib_ok.append(int(i))
+    rest = [int(i) for i in order if int(i) not in calib_ok]
+    calib_fail, test = rest[:N_FAIL], rest[N_FAIL:]
+    for i in calib_ok:
+        _link(bed[i].path, out / "bedcam_heldout" / f"ok_{i:03d}.jpg")
+        rows.append((f"bedcam_heldout/ok_{i:03d}.jpg", "ok", "bedcam_heldout", "calibrate"))
+    for j, i in enumerate(calib_fail + test):
+        base = load_rgb(bed[i].path)
+        synth, _ = paste_failure(base, crops[int(rng.integers(len(crops)))], rng)
+        name = f"bedcam_heldout/fail_{i:03d}.jpg"
+        cv2.imwrite(str(out / name), cv2.cvtColor(synth, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if j < N_FAIL:
+            rows.append((name, "failure", "bedcam_heldout", "calib_fail"))
+        else:
+            _link(bed[i].path, out / "bedcam_heldout" / f"ok_{i:03d}.jpg")
+            rows.append((f"bedcam_heldout/ok_{i:03d}.jpg", "ok", "bedcam_heldout", "test"))
+            rows.append((name, "failure", "bedcam_heldout", "test"))
+
+    # web_hyungjungkim: real photos, random calibration picks
+    web = [s for s in samples if s.source == "web_hyungjungkim"]
+    for label in ("ok", "failure"):
+        group = [web[i] for i in rng.permutation(len(web)) if web[i].label == label]
+        n_cal = N_OK if label == "ok" else N_FAIL
+        for k, s in enumerate(group):
+            name = f"web_hyungjungkim/{s.path.name}"
+            _link(s.path, out / name)
+            role = "test" if k >= n_cal else ("calibrate" if label == "ok" else "calib_fail")
+            rows.append((name, label, "web_hyungjungkim", role))
+
+    written = []
+    for protocol, with_failures in zip(PROTOCOLS, (False, True), strict=True):
+        written.append(out / f"{protocol}.csv")
+        with open(written[-1], "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["path", "label", "camera", "role"])
+            for path, label, camera, role in rows:
+                if role == "calib_fail":
+                    if not with_failures:
+                        continue
+                    role = "calibrate"
+                writer.writerow([path, label, camera, role])
+    return written
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
