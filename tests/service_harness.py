@@ -53,9 +53,14 @@ def write_config(tmp_path: Path, clip: Path, extra: str = "", rate_fps: float = 
 
 
 def start_service(config: Path, env: dict[str, str] | None = None, *args: str) -> subprocess.Popen[str]:
+    """``layerwatch run --config CONFIG``; with ``LAYERWATCH_CONFIG`` in ``env`` no --config is given."""
+    if env and "LAYERWATCH_CONFIG" in env:
+        cmd = [sys.executable, "-m", "appliance", "run", *args]
+    else:
+        cmd = [sys.executable, "-m", "appliance", "run", "--config", str(config), *args]
     base = {k: v for k, v in os.environ.items() if k not in ("RTSP_URL", "MQTT_BROKER_URL", "TEST_MODE")}
     return subprocess.Popen(
-        [sys.executable, "-m", "appliance", "run", "--config", str(config), *args],
+        cmd,
         env={**base, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
