@@ -90,3 +90,17 @@ def test_finite_replay_ends_the_service(tmp_path: Path, synthetic_clip: Path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert sum(1 for line in out.splitlines() if " frame " in line) == 40
+
+
+def test_two_cameras_each_have_their_own_pipeline(tmp_path: Path, synthetic_clip: Path):
+    config = tmp_path / "two.toml"
+    config.write_text(
+        f'[service]\nstate_dir = "{tmp_path}"\nanalysis_interval_s = 0\n'
+        f'[[cameras]]\nname = "left"\nsource = {{ type = "replay", path = "{synthetic_clip}" }}\n'
+        f'[[cameras]]\nname = "right"\nsource = {{ type = "replay", path = "{synthetic_clip}" }}\n'
+    )
+    proc = start_service(config, {}, "--print-decisions")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    frames = [line.split()[0] for line in out.splitlines() if " frame " in line]
+    assert frames.count("left") == 40 and frames.count("right") == 40
