@@ -10,10 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from appliance.actions.mqtt import MqttPublisher
 from appliance.decision import Alert, CameraState, Transition
-from appliance.service.pipeline import FrameResult
+from appliance.service.pipeline import ActionSink, FrameResult
+
+if TYPE_CHECKING:
+    from appliance.config.model import LayerwatchConfig
+    from appliance.service.wiring import ServiceContext
 
 STATE_MIN_INTERVAL_S = 1.0
 
@@ -22,11 +27,28 @@ def _iso_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
 
+def create_sinks(config: LayerwatchConfig, context: ServiceContext) -> list[ActionSink]:
+    if not config.mqtt.enabled:
+        return []
+    return [MqttSink(MqttPublisher(config.mqtt), context.state_of, context.cameras)]
+
+
 class MqttSink:
-    def __init__(self, publisher: MqttPublisher, state_of: Callable[[str], dict[str, object]]):
+    def __init__(
+        self, publisher: MqttPublisher, state_of: Callable[[str], dict[str, object]], cameras: list[str]
+    ):
         self.publisher = publisher
         self.state_of = state_of
+        self.cameras = cameras
         self._last_state_at: dict[str, float] = {}
+
+    def start(self) -> None:
+        self.publisher.start()
+
+    def stop(self) -> None:
+        for camera in self.cameras:
+            self.publisher.publish_state(camera, {**self.state_of(camera), "state": "stopped"})
+        self.publisher.stop()
 
     def publish_state(self, camera: str, extra: dict[str, object] | None = None) -> None:
         payload = self.state_of(camera)

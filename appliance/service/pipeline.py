@@ -11,14 +11,24 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from appliance.actions.evidence import draw_evidence, encode_jpeg
 from appliance.config.model import CameraConfig
 from appliance.decision import Alert, CameraState, DecisionEngine, Transition
-from appliance.detector import Detection, PrototypeDetector, Verdict, load_calibration
+from appliance.detector import (
+    Detection,
+    PrototypeDetector,
+    Verdict,
+    build_calibration,
+    load_calibration,
+    save_calibration,
+)
 from appliance.detector.prototype_detector import CameraScoring
 from appliance.errors import EndOfStreamError, SourceError
 from appliance.sources import Frame, FrameSource
@@ -48,13 +58,29 @@ class FrameResult:
 
 
 class ActionSink(Protocol):
-    """Receives what a pipeline decides. Implementations must not block for long."""
+    """Receives what a pipeline decides. Implementations must not block for long: anything slow
+    (network, countdowns, buzzer patterns) runs on the sink's own thread.
+
+    Optional methods, called when a sink defines them: ``start()`` once before the loop,
+    ``stop()`` once at shutdown, ``on_tick(now)`` about once per second from the loop (telemetry,
+    countdowns), ``on_command(command)`` for every command the loop handles.
+    """
 
     def on_frame(self, result: FrameResult) -> None: ...
 
     def on_transition(self, camera: str, transition: Transition, detail: dict[str, object]) -> None: ...
 
     def on_alert(self, camera: str, alert: Alert, result: FrameResult, evidence_jpeg: bytes) -> None: ...
+
+
+class Judge(Protocol):
+    """A second opinion for frames the detector is unsure of (the cloud fallback).
+
+    ``judge`` returns True (failure), False (ok) or None (no verdict: unreachable, over budget,
+    refused, timed out); it must return within its own configured timeout.
+    """
+
+    def judge(self, camera: str, frame: Frame, detection: Detection, purpose: str) -> bool | None: ...
 
 
 class CameraPipeline:
@@ -68,6 +94,7 @@ class CameraPipeline:
         state_dir: Path,
         sinks: list[ActionSink],
         uncertain_counts_as_failure: bool | None = None,
+        judge: Judge | None = None,
     ):
         self.name = config.name
         self.config = config
@@ -81,6 +108,7 @@ class CameraPipeline:
             if uncertain_counts_as_failure is None
             else uncertain_counts_as_failure
         )
+        self.judge = judge
         self.scoring: CameraScoring = detector.scoring_for(None)
         self.analysed = 0
         self.fps = 0.0
@@ -102,11 +130,33 @@ class CameraPipeline:
             self.scoring.band,
         )
 
+    def recalibrate(self, keepalive: Callable[[], None] = lambda: None) -> bool:
+        """Capture ``calibration.frames`` fresh frames from this camera (``calibration.interval_s``
+        apart), store them as its calibration and use it at once. Returns False if the camera
+        could not deliver; the old calibration then stays."""
+        wanted, pause = self.config.calibration.frames, self.config.calibration.interval_s
+        frames: list[np.ndarray] = []
+        deadline = time.monotonic() + wanted * (pause + 5)
+        while len(frames) < wanted and time.monotonic() < deadline:
+            keepalive()
+            try:
+                frames.append(self.source.read(timeout_s=2.0).image)
+            except SourceError as exc:
+                logger.warning("camera %s: recalibration frame failed: %s", self.name, exc)
+                continue
+            time.sleep(pause)
+        if len(frames) < wanted:
+            logger.error("camera %s: recalibration got only %d frames", self.name, len(frames))
+            return False
+        save_calibration(build_calibration(self.detector, self.name, frames), self.state_dir)
+        self.reload_calibration()
+        return True
+
     @property
     def state(self) -> CameraState:
         return self.engine.state
 
-    def _emit_transition(self, transition: Transition | None, detail: dict[str, object]) -> None:
+    def emit(self, transition: Transition | None, detail: dict[str, object]) -> None:
         if transition is None:
             return
         logger.info("camera %s: %s -> %s", self.name, transition.previous.value, transition.state.value)
@@ -124,14 +174,12 @@ class CameraPipeline:
             return None
         except SourceError as exc:
             self.last_error = str(exc)
-            self._emit_transition(self.engine.camera_lost(), {"error": str(exc)})
+            self.emit(self.engine.camera_lost(), {"error": str(exc)})
             return None
         self.online_once = True
-        self._emit_transition(self.engine.camera_back(now), {})
+        self.emit(self.engine.camera_back(now), {})
         detection = self.detector.analyse(frame.image, self.scoring)
-        is_failure = detection.verdict == Verdict.FAILURE or (
-            detection.verdict == Verdict.UNCERTAIN and self.uncertain_is_failure
-        )
+        is_failure = self.resolve(frame, detection)
         transition = self.engine.observe(is_failure, detection.score, now)
         self._count(now)
         result = FrameResult(
@@ -140,10 +188,22 @@ class CameraPipeline:
         for sink in self.sinks:
             sink.on_frame(result)
         if transition is not None:
-            self._emit_transition(transition, {"score": round(detection.score, 4)})
+            self.emit(transition, {"score": round(detection.score, 4)})
             if transition.alert is not None:
                 self._raise_alert(transition.alert, result)
         return result
+
+    def resolve(self, frame: Frame, detection: Detection) -> bool:
+        """The frame's vote: the detector's verdict, with ``uncertain`` frames (and, during a
+        verification burst, frames the detector alone cannot confirm) put to the judge if one is
+        configured; without a verdict from it, ``uncertain_counts_as_failure`` decides."""
+        if detection.verdict == Verdict.UNCERTAIN:
+            if self.judge is not None:
+                verdict = self.judge.judge(self.name, frame, detection, "uncertain")
+                if verdict is not None:
+                    return verdict
+            return self.uncertain_is_failure
+        return detection.verdict == Verdict.FAILURE
 
     def _count(self, now: float) -> None:
         self.analysed += 1

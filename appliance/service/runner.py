@@ -23,19 +23,20 @@ from contextlib import contextmanager
 from types import FrameType
 
 from appliance.actions.console import ConsoleSink
-from appliance.actions.mqtt import MqttPublisher
-from appliance.actions.mqtt_sink import MqttSink
 from appliance.config.model import LayerwatchConfig
 from appliance.decision import CameraState
 from appliance.detector import PrototypeDetector, load_detector
 from appliance.errors import LayerwatchError
+from appliance.service.commands import Command, CommandKind, CommandQueue
 from appliance.service.pipeline import ActionSink, CameraPipeline
 from appliance.service.systemd_notify import SystemdNotifier
+from appliance.service.wiring import ServiceContext, build_judge, build_sinks
 from appliance.sources import build_source
 
 logger = logging.getLogger(__name__)
 
-LOOP_TICK_S = 0.25  # longest sleep between checks of the stop flag and the watchdog
+LOOP_TICK_S = 0.25  # longest sleep between checks of the stop flag, commands and the watchdog
+SINK_TICK_S = 1.0  # how often sinks get on_tick (telemetry, countdowns)
 READ_TIMEOUT_S = 1.0  # how long one camera read may wait for a new frame
 
 
@@ -58,8 +59,15 @@ class Service:
         self.stop_event = threading.Event()
         self.pipelines: list[CameraPipeline] = []
         self.detector: PrototypeDetector | None = None
-        self.mqtt: MqttPublisher | None = None
-        self.mqtt_sink: MqttSink | None = None
+        self.sinks: list[ActionSink] = []
+        self.commands = CommandQueue()
+        self.context = ServiceContext(
+            commands=self.commands,
+            state_of=self._state_of,
+            cameras=[c.name for c in config.cameras],
+            state_dir=config.service.state_dir,
+        )
+        self._last_tick = 0.0
         self.ready = False
         self.consecutive_errors = 0
         self._in_blocking_call = False
@@ -89,17 +97,15 @@ class Service:
     # -- set-up -----------------------------------------------------------------------------
     def build(self) -> None:
         self.detector = load_detector(self.config.detector, cache_dir=self.config.service.state_dir)
-        sinks: list[ActionSink] = []
-        if self.print_decisions:
-            sinks.append(ConsoleSink())
-        if self.config.mqtt.enabled:
-            self.mqtt = MqttPublisher(self.config.mqtt)
-            self.mqtt_sink = MqttSink(self.mqtt, self._state_of)
-            sinks.append(self.mqtt_sink)
+        self.sinks = [ConsoleSink()] if self.print_decisions else []
+        self.sinks += build_sinks(self.config, self.context)
+        judge = build_judge(self.config, self.context)
         state_dir = self.config.service.state_dir
         for camera in self.config.cameras:
             source = build_source(camera.name, camera.source, self.detector.input_size)
-            self.pipelines.append(CameraPipeline(camera, source, self.detector, state_dir, sinks))
+            self.pipelines.append(
+                CameraPipeline(camera, source, self.detector, state_dir, self.sinks, judge=judge)
+            )
 
     def _state_of(self, camera: str) -> dict[str, object]:
         for pipeline in self.pipelines:
@@ -118,8 +124,7 @@ class Service:
         """Run until stopped (or every finite source ended); returns the exit code."""
         try:
             self.build()
-            if self.mqtt is not None:
-                self.mqtt.start()
+            self._call_sinks("start")
             for pipeline in self.pipelines:
                 pipeline.source.open()
             self._loop()
@@ -133,6 +138,8 @@ class Service:
         interval = self.config.service.analysis_interval_s
         while not self.stop_event.is_set():
             self.notifier.watchdog()
+            self._handle_commands()
+            self._tick()
             active = [p for p in self.pipelines if not p.finished]
             if not active:
                 logger.info("every source has ended")
@@ -159,6 +166,42 @@ class Service:
             self._after_step()
             if self.max_frames is not None and sum(p.analysed for p in self.pipelines) >= self.max_frames:
                 return
+
+    def _call_sinks(self, method: str, *args: object) -> None:
+        for sink in self.sinks:
+            handler = getattr(sink, method, None)
+            if handler is None:
+                continue
+            try:
+                handler(*args)
+            except Exception as exc:  # a broken channel must not stop the others
+                logger.error("%s.%s failed: %s", type(sink).__name__, method, exc, exc_info=True)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if now - self._last_tick >= SINK_TICK_S:
+            self._last_tick = now
+            self._call_sinks("on_tick", now)
+
+    def _targets(self, command: Command) -> list[CameraPipeline]:
+        return [p for p in self.pipelines if command.camera in (None, p.name)]
+
+    def _handle_commands(self) -> None:
+        for command in self.commands.drain():
+            logger.info(
+                "command %s (camera %s) from %s", command.kind.value, command.camera or "all", command.origin
+            )
+            now = time.monotonic()
+            for pipeline in self._targets(command):
+                if command.kind == CommandKind.ACKNOWLEDGE:
+                    pipeline.emit(pipeline.engine.acknowledge(now), {"command": "acknowledge"})
+                elif command.kind == CommandKind.PAUSE:
+                    pipeline.emit(pipeline.engine.pause(), {"command": "pause"})
+                elif command.kind == CommandKind.RESUME:
+                    pipeline.emit(pipeline.engine.resume(now), {"command": "resume"})
+                elif command.kind == CommandKind.RECALIBRATE:
+                    pipeline.recalibrate(keepalive=self.notifier.watchdog)
+            self._call_sinks("on_command", command)
 
     def _after_step(self) -> None:
         if not self.ready and all(
@@ -195,10 +238,7 @@ class Service:
                 pipeline.source.close()
             except Exception as exc:
                 logger.warning("camera %s: close failed: %s", pipeline.name, exc)
-        if self.mqtt is not None:
-            for pipeline in self.pipelines:
-                self.mqtt.publish_state(pipeline.name, {**pipeline.state_payload(), "state": "stopped"})
-            self.mqtt.stop()
+        self._call_sinks("stop")
         logger.info("stopped")
 
     # -- test mode --------------------------------------------------------------------------

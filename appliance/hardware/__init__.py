@@ -1,0 +1,1 @@
+"""GPIO hardware: the composite board of status LED, buzzer, relay and button, and the fan."""

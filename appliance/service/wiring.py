@@ -1,0 +1,56 @@
+"""Which action sinks and which judge a configuration gets.
+
+Every integration is one module exposing ``create_sinks(config, context) -> list[ActionSink]``
+(an empty list when the config does not ask for it). Adding an integration means adding its module
+to :data:`SINK_MODULES`; the service loop itself does not change.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from appliance.config.model import LayerwatchConfig
+from appliance.service.commands import CommandQueue
+from appliance.service.pipeline import ActionSink, Judge
+
+logger = logging.getLogger(__name__)
+
+SINK_MODULES = (
+    "appliance.actions.mqtt_sink",  # MQTT state, events, discovery, commands
+    "appliance.actions.notifiers",  # Discord, Telegram
+    "appliance.actions.printer_control",  # OctoPrint, Moonraker
+    "appliance.hardware.board_sink",  # status LED, buzzer, relay, button
+)
+
+
+@dataclass
+class ServiceContext:
+    """What integrations may use of the running service."""
+
+    commands: CommandQueue
+    state_of: Callable[[str], dict[str, object]]
+    cameras: list[str]
+    state_dir: Path
+    #: numbers for telemetry, written by whoever owns them (e.g. "cpu_temperature_c", "throttled")
+    telemetry: dict[str, float] = field(default_factory=dict)
+
+
+def build_sinks(config: LayerwatchConfig, context: ServiceContext) -> list[ActionSink]:
+    sinks: list[ActionSink] = []
+    for name in SINK_MODULES:
+        module = importlib.import_module(name)
+        created = module.create_sinks(config, context)
+        if created:
+            logger.info("%s: %d sink(s)", name.rsplit(".", 1)[-1], len(created))
+        sinks.extend(created)
+    return sinks
+
+
+def build_judge(config: LayerwatchConfig, context: ServiceContext) -> Judge | None:
+    module = importlib.import_module("appliance.cloud")
+    factory: Callable[[LayerwatchConfig, ServiceContext], Judge | None] = module.create_judge
+    return factory(config, context)
