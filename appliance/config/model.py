@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from appliance.config.base import StrictModel
+from appliance.config.cloud import CloudConfig
 from appliance.config.hardware import HardwareConfig
+from appliance.config.integrations import MqttConfig, NotifyConfig
 from appliance.config.sources import SourceConfig
 
 DEFAULT_CONFIG_PATH = Path("/etc/layerwatch/layerwatch.toml")
@@ -120,88 +121,16 @@ class CameraConfig(StrictModel):
         return value
 
 
-class MqttConfig(StrictModel):
-    """MQTT broker connection and topics (paho-mqtt v2)."""
+class AlarmConfig(StrictModel):
+    """What happens after a confirmed failure, shared by every output (printer, relay, buzzer)."""
 
-    broker_url: str | None = Field(
-        None, description="mqtt://host:1883 or mqtts://host:8883 (env MQTT_BROKER_URL); unset disables MQTT."
+    countdown_s: float = Field(
+        default=60.0, ge=0, le=3600,
+        description="Seconds between the alert and the printer/relay action; an acknowledge cancels it.",
+    )  # fmt: skip
+    buzzer_max_s: float = Field(
+        default=300.0, ge=0, description="Longest the alarm sounds when nobody acknowledges it (seconds)."
     )
-    username: str | None = Field(None, description="Broker user.")
-    password: SecretStr | None = Field(
-        None, description="Broker password (secret; credential mqtt_password)."
-    )
-    prefix: str = Field("layerwatch", description="Topic prefix: <prefix>/<device_id>/<camera>/...")
-    device_id: str = Field("layerwatch", description="This appliance's id in topics and discovery.")
-    status_topic: str | None = Field(
-        None,
-        description="Topic for the legacy {timestamp, print_failed, description} message (env MQTT_TOPIC).",
-    )
-    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive in seconds.")
-    ca_file: Path | None = Field(None, description="CA bundle for mqtts:// (default: system CAs).")
-    client_cert: Path | None = Field(None, description="Client certificate for mutual TLS.")
-    client_key: Path | None = Field(None, description="Client private key for mutual TLS.")
-
-    @field_validator("broker_url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        parts = urlsplit(value)
-        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
-            raise ValueError(f"must look like mqtt://host:1883 or mqtts://host:8883, got {value!r}")
-        try:
-            parts.port  # noqa: B018 - raises ValueError on a bad port
-        except ValueError as exc:
-            raise ValueError(f"bad port in {value!r}") from exc
-        return value
-
-    @property
-    def enabled(self) -> bool:
-        return self.broker_url is not None
-
-
-class DiscordConfig(StrictModel):
-    """Discord webhook alerts."""
-
-    webhook_url: SecretStr | None = Field(
-        None, description="Webhook URL (secret; env DISCORD_WEBHOOK_URL or credential discord_webhook_url)."
-    )
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            parts = urlsplit(value.get_secret_value())
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError("must be an http(s) webhook URL")
-        return value
-
-
-class NotifyConfig(StrictModel):
-    """Alert channels."""
-
-    discord: DiscordConfig = Field(default_factory=DiscordConfig)
-
-
-class BedrockConfig(StrictModel):
-    """AWS Bedrock cloud judge (used only for frames the local model is unsure of)."""
-
-    enabled: bool = Field(False, description="Send uncertain frames to Bedrock (off by default: privacy).")
-    region: str = Field("us-west-2", description="AWS region (env AWS_REGION).")
-    role_arn: str | None = Field(None, description="Role to assume with sts:AssumeRole (env AWS_ROLE_ARN).")
-    model_id: str | None = Field(
-        None, description="Model id or inference profile ARN (env INFERENCE_PROFILE_ARN)."
-    )
-    profile: str = Field("default", description="Profile in the credentials file (env APP_AWS_PROFILE).")
-    credentials_file: Path = Field(
-        Path("/creds/credentials"), description="AWS credentials file (or credential aws_credentials)."
-    )
-
-
-class CloudConfig(StrictModel):
-    """Cloud fallback judges."""
-
-    bedrock: BedrockConfig = Field(default_factory=BedrockConfig)
 
 
 class LayerwatchConfig(StrictModel):
@@ -214,6 +143,7 @@ class LayerwatchConfig(StrictModel):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     cloud: CloudConfig = Field(default_factory=CloudConfig)
     hardware: HardwareConfig = Field(default_factory=HardwareConfig)
+    alarm: AlarmConfig = Field(default_factory=AlarmConfig)
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> LayerwatchConfig:
