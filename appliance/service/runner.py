@@ -158,9 +158,10 @@ class Service:
             except Exception as exc:  # one bad frame must not kill the service
                 self._count_error(pipeline.name, exc)
                 result = None
-            pipeline.next_due = time.monotonic() + (
-                pipeline.engine.next_interval(interval) if result else 0.0
-            )
+            # a hot board slows the normal rhythm (never a verification burst): the thermal governor
+            # sets context.telemetry["interval_scale"] (1.0 when cool)
+            scaled = interval * max(1.0, self.context.telemetry.get("interval_scale", 1.0))
+            pipeline.next_due = time.monotonic() + (pipeline.engine.next_interval(scaled) if result else 0.0)
             if result is None and not pipeline.finished and pipeline.state == CameraState.CAMERA_OFFLINE:
                 pipeline.next_due = time.monotonic() + LOOP_TICK_S
             self._after_step()
