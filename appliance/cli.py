@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="accuracy on a labelled manifest (path,label,camera,role)")
     evaluate.add_argument("--manifest", type=Path, required=True)
     evaluate.add_argument("--model", type=Path, help="model manifest or file (default: shipped)")
+
+    fan = sub.add_parser("fan", help="run the fan control service (layerwatch-fan)")
+    _add_config_arg(fan)
+    fan.add_argument("--once", action="store_true", help="one reading: set the fan, print JSON, exit")
     return parser
 
 
@@ -161,6 +165,35 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fan(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from appliance.fan.service import load_hardware_config, run_fan
+
+    hardware = load_hardware_config(args.config)
+    setup_logging("info")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    if args.once:
+        from appliance.fan.backends import open_backend
+        from appliance.fan.service import FanController
+
+        backend = open_backend(hardware)
+        if backend is None:
+            print(json.dumps({"backend": "none"}))
+            return 0
+        try:
+            controller = FanController(hardware.fan, hardware.thermal.sensor_path, backend)
+            controller.step()
+            print(json.dumps(controller.last.to_json(backend.name) if controller.last else {}))
+        finally:
+            backend.close()
+        return 0
+    return run_fan(hardware, stop)
+
+
 COMMANDS = {
     "run": cmd_run,
     "demo": cmd_demo,
@@ -169,6 +202,7 @@ COMMANDS = {
     "test": cmd_test,
     "bench": cmd_bench,
     "eval": cmd_eval,
+    "fan": cmd_fan,
 }
 
 

@@ -58,3 +58,47 @@ class ActionError(LayerwatchError, RuntimeError):
 
 class EndOfStreamError(SourceError, EOFError):
     """A finite source (replay) has no more frames."""
+
+
+class DeliveryError(ActionError):
+    """A message could not be delivered now; try again (after ``retry_after_s`` if the peer said)."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class DeliveryRejectedError(ActionError):
+    """The peer refused a message for good (4xx other than 429): retrying would not help."""
+
+
+class PrinterError(ActionError):
+    """The printer's server (OctoPrint, Moonraker) could not be reached or refused a request."""
+
+
+class CommandRejectedError(LayerwatchError, ValueError):
+    """A command from outside (an MQTT ``.../set`` message) is unknown or malformed."""
+
+
+class CloudError(LayerwatchError, RuntimeError):
+    """The cloud judge gave no usable verdict for a frame (the local decision then stands)."""
+
+
+class CloudUnavailableError(CloudError, ConnectionError):
+    """The judge's endpoint could not be reached, timed out, throttled or failed (5xx) after retries."""
+
+
+class CloudReplyError(CloudError, ValueError):
+    """The judge answered, but not with a verdict: malformed JSON, a refusal or a rejected (4xx) request."""
+
+
+class CloudCredentialsError(CloudError, PermissionError):
+    """The judge's credentials are missing, expired or revoked (after one refresh)."""
+
+
+class HardwareError(ActionError):
+    """GPIO hardware (status light, buzzer, relay, button, fan) could not be set up or driven."""
+
+
+class PrinterRefusedError(PrinterError):
+    """The printer's server answered but refused (4xx: wrong API key, no job to pause): no retry."""

@@ -1,54 +1,187 @@
 #!/usr/bin/env bash
-# Install Layerwatch onto Raspberry Pi OS, Debian or JetPack from this checkout (run as root):
-#   sudo scripts/install.sh            install or upgrade (idempotent)
-#   sudo scripts/install.sh --uninstall  remove the service, venv, units and user (keeps /etc/layerwatch)
-# On Raspberry Pi OS the venv sees the system's python3-picamera2 (--system-site-packages).
+# Install Layerwatch from this checkout onto Raspberry Pi OS, Debian or JetPack (run as root).
+#
+#   sudo scripts/install.sh                  install or upgrade (idempotent: run it again any time)
+#   sudo scripts/install.sh --uninstall      remove everything it installed, config and state too
+#   sudo scripts/install.sh --uninstall --keep-data   ... but keep /etc/layerwatch and /var/lib/layerwatch
+#   scripts/install.sh --dry-run [...]       print what would be done, change nothing (no root needed)
+#   scripts/install.sh --root DIR [...]      install the files into an image root DIR (units, udev
+#                                            rules, config skeleton, models; units enabled with
+#                                            systemctl --root); no apt, no venv, no service start
+#
+# What it installs: the system user "layerwatch" (groups: video, gpio - nothing else), a venv in
+# /opt/layerwatch/venv (on Raspberry Pi OS with --system-site-packages, so apt's python3-picamera2
+# and python3-lgpio are used), the models in /usr/share/layerwatch/models, the config skeleton
+# /etc/layerwatch/layerwatch.toml (never overwritten) with empty credential files,
+# layerwatch.service and layerwatch-fan.service in /etc/systemd/system, and
+# /etc/udev/rules.d/99-layerwatch.rules. The groups video and gpio are left on uninstall (other
+# software uses them).
 set -euo pipefail
+
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-PREFIX=/opt/layerwatch
-MODELS=/usr/share/layerwatch/models
-UNIT_DIR=/etc/systemd/system
+ROOT=""
+DRY_RUN=0
+ACTION=install
+KEEP_DATA=0
 USER_NAME=layerwatch
+GROUPS_NEEDED=(video gpio)
+UNITS=(layerwatch.service layerwatch-fan.service)
+CREDENTIALS=(discord_webhook_url mqtt_password aws_credentials telegram_bot_token printer_api_key)
 
-if [ "$(id -u)" -ne 0 ]; then echo "run as root (sudo $0)" >&2; exit 1; fi
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
 
-uninstall() {
-  systemctl disable --now layerwatch.service 2>/dev/null || true
-  rm -f "$UNIT_DIR/layerwatch.service"
-  systemctl daemon-reload 2>/dev/null || true
-  rm -rf "$PREFIX" "$MODELS"
-  id "$USER_NAME" >/dev/null 2>&1 && userdel "$USER_NAME" || true
-  echo "Layerwatch removed (configuration kept in /etc/layerwatch)"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --uninstall) ACTION=uninstall ;;
+    --keep-data) KEEP_DATA=1 ;;
+    --dry-run) DRY_RUN=1 ;;
+    --root) ROOT=$(realpath -m "${2:?--root needs a directory}"); shift ;;
+    --root=*) ROOT=$(realpath -m "${1#--root=}") ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+PREFIX=$ROOT/opt/layerwatch
+MODELS=$ROOT/usr/share/layerwatch/models
+UNIT_DIR=$ROOT/etc/systemd/system
+UDEV_DIR=$ROOT/etc/udev/rules.d
+CONF_DIR=$ROOT/etc/layerwatch
+STATE_DIR=$ROOT/var/lib/layerwatch
+
+# run CMD...: do it, or only print it with --dry-run
+run() {
+  if [ "$DRY_RUN" = 1 ]; then echo "+ $*"; else "$@"; fi
+}
+say() { echo "layerwatch: $*"; }
+system_wide() { [ -z "$ROOT" ]; }  # apt, users, venv and services only on the live system
+systemd_running() { system_wide && [ -d /run/systemd/system ]; }
+
+if system_wide && [ "$DRY_RUN" = 0 ] && [ "$(id -u)" -ne 0 ]; then
+  echo "run as root (sudo $0), or try --dry-run" >&2
+  exit 1
+fi
+
+platform() {
+  if [ -f /etc/nv_tegra_release ]; then echo jetpack
+  elif [ -f /etc/rpi-issue ] || dpkg -s raspberrypi-sys-mods >/dev/null 2>&1; then echo raspios
+  else echo debian
+  fi
 }
 
-if [ "${1:-}" = "--uninstall" ]; then uninstall; exit 0; fi
+uninstall() {
+  if systemd_running; then
+    for unit in "${UNITS[@]}"; do run systemctl disable --now "$unit" 2>/dev/null || true; done
+  elif [ -n "$ROOT" ]; then
+    for unit in "${UNITS[@]}"; do
+      if [ -e "$UNIT_DIR/$unit" ]; then run systemctl --quiet --root="$ROOT" disable "$unit" || true; fi
+    done
+  fi
+  for unit in "${UNITS[@]}"; do run rm -f "$UNIT_DIR/$unit"; done
+  run rm -f "$UDEV_DIR/99-layerwatch.rules"
+  if systemd_running; then
+    run systemctl daemon-reload || true
+    run udevadm control --reload 2>/dev/null || true
+  fi
+  run rm -rf "$PREFIX" "$ROOT/usr/share/layerwatch" "$ROOT/run/layerwatch"
+  if [ "$KEEP_DATA" = 0 ]; then
+    run rm -rf "$CONF_DIR" "$STATE_DIR"
+  else
+    say "kept $CONF_DIR and $STATE_DIR (--keep-data)"
+  fi
+  if system_wide && id "$USER_NAME" >/dev/null 2>&1; then run userdel "$USER_NAME" || true; fi
+  say "removed"
+}
 
-apt-get install -y --no-install-recommends python3-venv python3-pip >/dev/null
-SITE=""
-if dpkg -s python3-picamera2 >/dev/null 2>&1; then SITE="--system-site-packages"; fi
+install_user() {
+  system_wide || return 0
+  for group in "${GROUPS_NEEDED[@]}"; do
+    getent group "$group" >/dev/null || run groupadd --system "$group"
+  done
+  if ! id "$USER_NAME" >/dev/null 2>&1; then
+    run useradd --system --home-dir /var/lib/layerwatch --no-create-home --shell /usr/sbin/nologin \
+      --user-group "$USER_NAME"
+  fi
+  # exactly the device groups it needs (usermod -G replaces the list: idempotent)
+  run usermod -G "$(IFS=,; echo "${GROUPS_NEEDED[*]}")" "$USER_NAME"
+}
 
-id "$USER_NAME" >/dev/null 2>&1 || useradd --system --home-dir /var/lib/layerwatch --shell /usr/sbin/nologin "$USER_NAME"
-for group in video gpio; do
-  getent group "$group" >/dev/null || groupadd --system "$group"
-  usermod -aG "$group" "$USER_NAME"
-done
+install_venv() {
+  if ! system_wide; then
+    say "--root: venv not built (build it inside the image, e.g. in a chroot)"
+    return 0
+  fi
+  local kind site=""
+  kind=$(platform)
+  say "platform: $kind"
+  local packages=(python3-venv python3-pip)
+  if [ "$kind" = raspios ]; then
+    # the Pi camera and the lgpio backend come from Raspberry Pi OS's apt, seen through the venv
+    packages+=(python3-picamera2 python3-lgpio)
+    site="--system-site-packages"
+  fi
+  run apt-get install -y -qq --no-install-recommends "${packages[@]}"
+  if [ ! -x "$PREFIX/venv/bin/python" ]; then
+    run python3 -m venv $site "$PREFIX/venv"
+  elif [ -n "$site" ] && [ -f "$PREFIX/venv/pyvenv.cfg" ]; then
+    run sed -i 's/^include-system-site-packages = .*/include-system-site-packages = true/' "$PREFIX/venv/pyvenv.cfg"
+  fi
+  run "$PREFIX/venv/bin/pip" install --quiet --upgrade pip
+  run "$PREFIX/venv/bin/pip" install --quiet "${SRC}[litert,cloud]"
+  if [ "$kind" != raspios ]; then
+    # gpiozero's lgpio backend (any gpiochip: Jetson, Debian on a Pi); optional
+    run "$PREFIX/venv/bin/pip" install --quiet lgpio || say "lgpio not installed: no GPIO backend"
+  fi
+}
 
-[ -x "$PREFIX/venv/bin/python" ] || python3 -m venv $SITE "$PREFIX/venv"
-"$PREFIX/venv/bin/pip" install --quiet --upgrade pip
-"$PREFIX/venv/bin/pip" install --quiet "$SRC[litert]"
-install -d "$MODELS"
-install -m 0644 "$SRC"/models/*.onnx "$SRC"/models/*.json "$SRC"/models/*.npz "$MODELS"/
+install_files() {
+  run install -d "$MODELS" "$UNIT_DIR" "$UDEV_DIR"
+  local model
+  for model in "$SRC"/models/*.onnx "$SRC"/models/*.json "$SRC"/models/*.npz; do
+    [ -e "$model" ] && run install -m 0644 "$model" "$MODELS/"
+  done
+  run install -d -m 0750 "$CONF_DIR" "$CONF_DIR/credentials"
+  if [ ! -f "$CONF_DIR/layerwatch.toml" ]; then
+    run install -m 0640 "$SRC/appliance/defaults/layerwatch.example.toml" "$CONF_DIR/layerwatch.toml"
+  fi
+  # LoadCredential= needs each file to exist; an empty file means "not set"
+  local credential
+  for credential in "${CREDENTIALS[@]}"; do
+    [ -e "$CONF_DIR/credentials/$credential" ] || run install -m 0600 /dev/null "$CONF_DIR/credentials/$credential"
+  done
+  if system_wide; then run chgrp -R "$USER_NAME" "$CONF_DIR"; fi
+  local unit
+  for unit in "${UNITS[@]}"; do run install -m 0644 "$SRC/systemd/$unit" "$UNIT_DIR/$unit"; done
+  run install -m 0644 "$SRC/udev/99-layerwatch.rules" "$UDEV_DIR/99-layerwatch.rules"
+}
 
-install -d -m 0750 /etc/layerwatch /etc/layerwatch/credentials
-[ -f /etc/layerwatch/layerwatch.toml ] || install -m 0640 "$SRC/appliance/defaults/layerwatch.example.toml" /etc/layerwatch/layerwatch.toml
-# LoadCredential= needs each file to exist; an empty file means "not set"
-for credential in discord_webhook_url mqtt_password aws_credentials; do
-  [ -e "/etc/layerwatch/credentials/$credential" ] || install -m 0600 /dev/null "/etc/layerwatch/credentials/$credential"
-done
-chgrp -R "$USER_NAME" /etc/layerwatch
-install -m 0644 "$SRC/systemd/layerwatch.service" "$UNIT_DIR/layerwatch.service"
-systemctl daemon-reload
-systemctl enable layerwatch.service
-echo "Installed. Edit /etc/layerwatch/layerwatch.toml, check it with"
-echo "  $PREFIX/venv/bin/layerwatch check-config"
-echo "then: systemctl restart layerwatch && journalctl -fu layerwatch"
+enable_units() {
+  if [ -n "$ROOT" ]; then
+    run systemctl --quiet --root="$ROOT" enable "${UNITS[@]}" ||
+      say "systemctl --root could not enable the units (enable them in the image)"
+    return 0
+  fi
+  if ! systemd_running; then
+    say "systemd is not running: enable ${UNITS[*]} yourself"
+    return 0
+  fi
+  run udevadm control --reload
+  run udevadm trigger --subsystem-match=gpio --subsystem-match=pwm --subsystem-match=video4linux \
+    --subsystem-match=media --subsystem-match=dma_heap --subsystem-match=vchiq || true
+  run systemctl daemon-reload
+  run systemctl enable "${UNITS[@]}"
+  run systemctl restart layerwatch-fan.service  # cooling first; the detector after the config check
+}
+
+if [ "$ACTION" = uninstall ]; then
+  uninstall
+  exit 0
+fi
+install_user
+install_venv
+install_files
+enable_units
+say "installed. Edit $CONF_DIR/layerwatch.toml, check it with"
+say "  /opt/layerwatch/venv/bin/layerwatch check-config"
+say "then: systemctl restart layerwatch && journalctl -fu layerwatch"

@@ -143,3 +143,12 @@ def test_camera_back_during_unacknowledged_alert_is_failure():
 def test_inconsistent_config_is_rejected(bad):
     with pytest.raises(ValueError):
         DecisionConfig(**bad)
+
+
+def test_burst_needs_every_frame_only_when_the_detector_alone_cannot_confirm():
+    e = engine()  # 4 burst frames, 2 must agree
+    feed(e, "..F")
+    assert not e.burst_needs_every_frame()  # 0 agree, 4 left: one ok frame still leaves 3 chances
+    feed(e, "..", start=10)
+    assert e.burst_needs_every_frame()  # 0 agree, 2 left: an ok now ends the burst
+    assert not engine().burst_needs_every_frame()

@@ -9,8 +9,14 @@ Topics, with ``P = <prefix>/<device_id>``:
 * ``MQTT_TOPIC`` (``mqtt.status_topic``): the RTSP+Bedrock detector's
   ``{"timestamp", "print_failed", "description"}`` after each analysed frame, for compatibility.
 
+Everything else (snapshot, telemetry, commands, Home Assistant discovery) is described in
+:mod:`appliance.actions.mqtt_sink` and ``docs/integrations.md``.
+
 paho's network thread reconnects by itself (1 s doubling to 60 s); publishing never blocks the
-analysis loop. A password is only ever handed to paho, never logged.
+analysis loop. On every (re)connect the publisher says ``online``, re-subscribes its topics and runs
+the hooks registered with :meth:`MqttPublisher.on_connected` (discovery, retained state). PUBACKs
+are tracked by message id so the outbox knows when a QoS 1 event really reached the broker. A
+password is only ever handed to paho, never logged.
 """
 
 from __future__ import annotations
@@ -19,12 +25,15 @@ import json
 import logging
 import ssl
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from appliance.actions.redaction import register_secret
 from appliance.config.model import MqttConfig
 
 logger = logging.getLogger(__name__)
@@ -52,6 +61,7 @@ class MqttPublisher:
         username = config.username or url.username
         password = config.password.get_secret_value() if config.password else url.password
         if username:
+            register_secret(password)
             self._client.username_pw_set(username, password)
         if tls:
             self._client.tls_set(
@@ -64,6 +74,8 @@ class MqttPublisher:
         self._client.reconnect_delay_set(min_delay=1, max_delay=60)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._hooks: list[Callable[[], None]] = []
+        self._subscriptions: dict[str, Callable[[str, bytes], None]] = {}
 
     def camera_topic(self, camera: str, leaf: str) -> str:
         return f"{self.base}/{camera}/{leaf}"
@@ -80,12 +92,43 @@ class MqttPublisher:
             return
         logger.info("MQTT connected")
         client.publish(self.availability_topic, "online", qos=1, retain=True)
+        for topic in list(self._subscriptions):
+            client.subscribe(topic, qos=1)
+        for hook in list(self._hooks):
+            try:
+                hook()
+            except Exception as exc:  # a hook's bug must not stop paho's network thread
+                logger.error("MQTT on-connect hook failed: %s", exc, exc_info=True)
         self.connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connected.clear()
         if reason.is_failure:
             logger.warning("MQTT disconnected (%s); reconnecting", reason)
+
+    def on_connected(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` (on paho's thread) after every successful connect."""
+        self._hooks.append(hook)
+
+    def subscribe(self, topic: str, callback: Callable[[str, bytes], None]) -> None:
+        """Deliver messages on ``topic`` (wildcards allowed) to ``callback(topic, payload)``."""
+
+        def on_message(client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+            try:
+                callback(message.topic, bytes(message.payload))
+            except Exception as exc:  # never let one message kill paho's network thread
+                logger.error("MQTT message on %s failed: %s", message.topic, exc, exc_info=True)
+
+        self._subscriptions[topic] = callback
+        self._client.message_callback_add(topic, on_message)
+        if self.connected.is_set():
+            self._client.subscribe(topic, qos=1)
+
+    def publish(
+        self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False
+    ) -> mqtt.MQTTMessageInfo:
+        """Queue a message (paho keeps QoS 1 messages across reconnects); see :func:`wait_published`."""
+        return self._client.publish(topic, payload, qos=qos, retain=retain)
 
     def publish_json(self, topic: str, payload: dict[str, Any], qos: int = 0, retain: bool = False) -> None:
         self._client.publish(topic, json.dumps(payload, separators=(",", ":")), qos=qos, retain=retain)
@@ -115,3 +158,20 @@ class MqttPublisher:
             logger.debug("MQTT stop: %s", exc)
         finally:
             self._client.loop_stop()
+
+
+def wait_published(infos: list[mqtt.MQTTMessageInfo], timeout_s: float) -> bool:
+    """True once the broker acknowledged every QoS 1 message in ``infos``.
+
+    Unlike ``MQTTMessageInfo.wait_for_publish`` this also works for a message queued while the
+    connection was down (paho sends it after the reconnect, but its ``rc`` stays ``NO_CONN``).
+    """
+    deadline = time.monotonic() + timeout_s
+    for info in infos:
+        with info._condition:
+            while not info._published:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                info._condition.wait(left)
+    return True

@@ -1,26 +1,48 @@
-"""Publishes pipeline results over MQTT: retained state, alert events, the legacy status message.
+"""Publishes the appliance over MQTT and takes commands from it.
 
-The retained state is published on every state change and otherwise at most once per
-``STATE_MIN_INTERVAL_S`` seconds, so a 30 frames/s camera does not flood the broker; the legacy
-``MQTT_TOPIC`` message goes out after each analysed frame, as the RTSP+Bedrock detector did.
+With ``P = <prefix>/<device_id>``:
+
+* ``P/available``: retained ``online``/``offline`` (last will), see :mod:`.mqtt`;
+* ``P/<camera>/state``: retained JSON, on every state change and otherwise at most once per
+  ``STATE_MIN_INTERVAL_S`` seconds (a 30 frames/s camera does not flood the broker); with a linked
+  printer it also carries ``printer_state``, ``job_progress`` (percent) and ``job_file``;
+* ``P/<camera>/event`` and the retained ``P/<camera>/snapshot`` JPEG: alerts, through the outbox
+  (:mod:`.mqtt_notifier`);
+* ``P/event``: device events (rejected commands, printer countdown and action outcomes);
+* ``P/telemetry``: every ``mqtt.telemetry_interval_s`` seconds: CPU temperature (C), fan duty
+  (0..1), frames analysed, cloud calls and spend (USD), uptime (s);
+* ``P/[<camera>/]<command>/set``: commands (:mod:`.mqtt_commands`);
+* ``<discovery_prefix>/device/<device_id>/config``: Home Assistant discovery (:mod:`.mqtt_discovery`);
+* ``MQTT_TOPIC``: the legacy ``{timestamp, print_failed, description}`` after each analysed frame.
+
+Wiring: :func:`create_sinks` is listed in :data:`appliance.service.wiring.SINK_MODULES`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from appliance.actions.dispatcher import AlertDispatcher, ChannelPolicy, event_hub, iso_now
 from appliance.actions.mqtt import MqttPublisher
+from appliance.actions.mqtt_discovery import discovery_message
+from appliance.actions.mqtt_notifier import MqttNotifier
 from appliance.decision import Alert, CameraState, Transition
+from appliance.service.commands import Command
 from appliance.service.pipeline import ActionSink, FrameResult
 
 if TYPE_CHECKING:
     from appliance.config.model import LayerwatchConfig
     from appliance.service.wiring import ServiceContext
 
+logger = logging.getLogger(__name__)
+
 STATE_MIN_INTERVAL_S = 1.0
+CPU_TEMPERATURE_FILE = Path("/sys/class/thermal/thermal_zone0/temp")  # millidegrees Celsius
 
 
 def _iso_now() -> str:
@@ -30,28 +52,64 @@ def _iso_now() -> str:
 def create_sinks(config: LayerwatchConfig, context: ServiceContext) -> list[ActionSink]:
     if not config.mqtt.enabled:
         return []
-    return [MqttSink(MqttPublisher(config.mqtt), context.state_of, context.cameras)]
+    return [MqttSink(config, context)]
+
+
+def cpu_temperature_c(telemetry: dict[str, float]) -> float | None:
+    """From the thermal governor's numbers if it runs, else the kernel's thermal zone 0."""
+    if "cpu_temperature_c" in telemetry:
+        return round(float(telemetry["cpu_temperature_c"]), 1)
+    try:
+        return round(int(CPU_TEMPERATURE_FILE.read_text().strip()) / 1000.0, 1)
+    except (OSError, ValueError):
+        return None
 
 
 class MqttSink:
     def __init__(
-        self, publisher: MqttPublisher, state_of: Callable[[str], dict[str, object]], cameras: list[str]
+        self, config: LayerwatchConfig, context: ServiceContext, publisher: MqttPublisher | None = None
     ):
-        self.publisher = publisher
-        self.state_of = state_of
-        self.cameras = cameras
+        self.config = config.mqtt
+        self.context = context
+        self.publisher = publisher or MqttPublisher(config.mqtt)
+        self.state_of = context.state_of
+        self.cameras = context.cameras
+        outbox = context.state_dir / "outbox" / "mqtt"
+        self.notifier = MqttNotifier(self.publisher, self.config, self.cameras, outbox)
+        policy = ChannelPolicy(self.config.max_events_per_hour, send_repeats=True)
+        self.dispatcher = AlertDispatcher([(self.notifier, policy)], context.commands)
         self._last_state_at: dict[str, float] = {}
+        self._last_telemetry = 0.0
+        self._started = time.monotonic()
+        self._printer: dict[str, Any] = {}  # printer_state, job_progress, job_file
+        self._printer_camera: str | None = None
+        self._lock = threading.Lock()
+        event_hub(context).listen(self._on_device_event)
 
+    # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
+        if self.config.discovery:
+            self.publisher.on_connected(self._publish_discovery)
+        self.dispatcher.start()  # subscribes the command topics before the first connect
         self.publisher.start()
 
     def stop(self) -> None:
+        self.dispatcher.stop()
         for camera in self.cameras:
             self.publisher.publish_state(camera, {**self.state_of(camera), "state": "stopped"})
         self.publisher.stop()
 
+    def _publish_discovery(self) -> None:
+        topic, payload = discovery_message(self.config, self.cameras)
+        self.publisher.publish(topic, payload, qos=1, retain=True)
+        logger.info("Home Assistant discovery published on %s", topic)
+
+    # -- state -------------------------------------------------------------------------------
     def publish_state(self, camera: str, extra: dict[str, object] | None = None) -> None:
         payload = self.state_of(camera)
+        with self._lock:
+            if self._printer and self._printer_camera in (None, camera):
+                payload = {**payload, **self._printer}
         if extra:
             payload = {**payload, **extra}
         self.publisher.publish_state(camera, payload)
@@ -73,18 +131,49 @@ class MqttSink:
     def on_transition(self, camera: str, transition: Transition, detail: dict[str, object]) -> None:
         self.publish_state(camera, {k: v for k, v in detail.items() if k in ("score", "error")})
 
+    # -- alerts and commands -----------------------------------------------------------------
     def on_alert(self, camera: str, alert: Alert, result: FrameResult, evidence_jpeg: bytes) -> None:
-        self.publisher.publish_event(
-            camera,
-            {
-                "id": alert.id,
-                "repeat": alert.repeat,
-                "time": _iso_now(),
-                "camera": camera,
-                "score": round(alert.score, 4),
-                "votes": alert.votes,
-                "window": alert.window,
-                "description": f"Print failure confirmed by {alert.burst_agree} of {alert.burst_frames} "
-                f"verification frames and {alert.votes} of the last {alert.window} frames.",
-            },
-        )
+        self.dispatcher.on_alert(camera, alert, result, evidence_jpeg)
+
+    def on_command(self, command: Command) -> None:
+        self.dispatcher.on_command(command)
+
+    # -- telemetry and device events ---------------------------------------------------------
+    def telemetry(self) -> dict[str, Any]:
+        numbers = self.context.telemetry
+        frames = 0
+        for camera in self.cameras:
+            analysed = self.state_of(camera).get("analysed", 0)
+            frames += analysed if isinstance(analysed, int) else 0
+        return {
+            "time": iso_now(),
+            "cpu_temperature_c": cpu_temperature_c(numbers),
+            "fan_duty": numbers.get("fan_duty"),
+            "frames_analysed": frames,
+            "cloud_calls": int(numbers.get("cloud_calls", 0)),
+            "cloud_spend_usd": round(float(numbers.get("cloud_spend_usd", 0.0)), 4),
+            "uptime_s": round(time.monotonic() - self._started),
+        }
+
+    def on_tick(self, now: float) -> None:
+        if now - self._last_telemetry >= self.config.telemetry_interval_s:
+            self._last_telemetry = now
+            topic = f"{self.publisher.base}/telemetry"
+            self.publisher.publish_json(topic, self.telemetry(), qos=0, retain=True)
+
+    def _on_device_event(self, kind: str, payload: dict[str, Any]) -> None:
+        """From the event hub (any thread): printer state into the state topic, the rest to P/event."""
+        if kind == "printer_state":
+            with self._lock:
+                self._printer_camera = payload.get("camera")
+                self._printer = {
+                    "printer_state": payload.get("state"),
+                    "job_progress": payload.get("progress"),
+                    "job_file": payload.get("file"),
+                }
+            for camera in self.cameras:
+                if self._printer_camera in (None, camera):
+                    self.publish_state(camera)
+            return
+        event = {"type": kind, **payload, "time": iso_now()}
+        self.publisher.publish_json(f"{self.publisher.base}/event", event, qos=1)

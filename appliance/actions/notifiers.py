@@ -1,14 +1,38 @@
-"""Discord and Telegram alerts (the integrations issue fills this in)."""
+"""Discord and Telegram alerts: one :class:`~appliance.actions.dispatcher.AlertDispatcher` in front
+of every configured HTTP channel, each with its own outbox under ``<state_dir>/outbox/<channel>``
+and its own rate limit.
+
+Wiring: listed in :data:`appliance.service.wiring.SINK_MODULES`; nothing is created when neither
+``notify.discord.webhook_url`` nor ``notify.telegram.bot_token`` + ``chat_id`` is set.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
+
+from appliance.actions.discord import DiscordNotifier
+from appliance.actions.dispatcher import AlertDispatcher, ChannelPolicy, Notifier
+from appliance.actions.telegram import TelegramNotifier
 
 if TYPE_CHECKING:
     from appliance.config.model import LayerwatchConfig
     from appliance.service.pipeline import ActionSink
     from appliance.service.wiring import ServiceContext
 
+logger = logging.getLogger(__name__)
+
 
 def create_sinks(config: LayerwatchConfig, context: ServiceContext) -> list[ActionSink]:
-    return []
+    channels: list[tuple[Notifier, ChannelPolicy]] = []
+    outbox = context.state_dir / "outbox"
+    discord, telegram = config.notify.discord, config.notify.telegram
+    if discord.enabled:
+        policy = ChannelPolicy(discord.max_alerts_per_hour, discord.send_repeats)
+        channels.append((DiscordNotifier(discord, outbox / "discord"), policy))
+    if telegram.enabled:
+        policy = ChannelPolicy(telegram.max_alerts_per_hour, telegram.send_repeats)
+        channels.append((TelegramNotifier(telegram, outbox / "telegram"), policy))
+    elif telegram.bot_token is not None or telegram.chat_id:
+        logger.warning("Telegram needs both notify.telegram.bot_token and chat_id: not enabled")
+    return [AlertDispatcher(channels, context.commands)] if channels else []

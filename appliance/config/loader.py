@@ -27,7 +27,6 @@ EX_CONFIG = 78  # sysexits.h: configuration error
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
-_SOURCE_TYPES = {"rtsp", "usb", "http", "csi", "replay"}
 
 
 def _env_bool(name: str, raw: str) -> bool:
@@ -92,6 +91,10 @@ CREDENTIAL_FILES: dict[str, str] = {
     "mqtt_username": "mqtt.username",
     "mqtt_password": "mqtt.password",
     "aws_credentials": "cloud.bedrock.credentials_file",
+    "telegram_bot_token": "notify.telegram.bot_token",
+    "printer_api_key": "printer.api_key",
+    "octoprint_api_key": "printer.api_key",
+    "moonraker_api_key": "printer.api_key",
 }
 
 
@@ -124,20 +127,31 @@ def apply_overrides(
     return tree
 
 
-def _key_path(loc: tuple[Any, ...]) -> str:
+def _key_path(loc: tuple[Any, ...], tree: Any) -> str:
+    """The user's key path for a pydantic error location. A discriminated union (any table picked
+    by its ``type``) adds the tag (``rtsp``, ``octoprint``) to the location although the user
+    never wrote it as a key: walk the raw tree alongside and leave such tags out."""
     parts: list[str] = []
-    for i, item in enumerate(loc):
-        # a discriminated union adds the tag ("rtsp") after "source": it is not a key the user wrote
-        if i > 0 and loc[i - 1] == "source" and item in _SOURCE_TYPES:
+    node = tree
+    for item in loc:
+        if isinstance(node, dict) and item not in node and node.get("type") == item:
             continue
         parts.append(str(item))
+        if isinstance(node, dict):
+            node = node.get(item)
+        elif isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
+            node = node[item]
+        else:
+            node = None
     return ".".join(parts) or "(top level)"
 
 
-def validation_problems(exc: ValidationError, origins: Mapping[str, str]) -> list[tuple[str, str]]:
+def validation_problems(
+    exc: ValidationError, origins: Mapping[str, str], tree: Any = None
+) -> list[tuple[str, str]]:
     problems = []
     for error in exc.errors():
-        path = _key_path(tuple(error["loc"]))
+        path = _key_path(tuple(error["loc"]), tree)
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
@@ -176,7 +190,7 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
     try:
         config = LayerwatchConfig.model_validate(tree)
     except ValidationError as exc:
-        raise ConfigError(validation_problems(exc, origins)) from None
+        raise ConfigError(validation_problems(exc, origins, tree)) from None
     if not config.cameras:
         raise ConfigError([("cameras", "at least one [[cameras]] table (or env RTSP_URL) is needed")])
     return config

@@ -16,7 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from appliance.config.base import StrictModel
 from appliance.config.cloud import CloudConfig
 from appliance.config.hardware import HardwareConfig
-from appliance.config.integrations import MqttConfig, NotifyConfig
+from appliance.config.integrations import MqttConfig, NotifyConfig, PrinterConfig
 from appliance.config.sources import SourceConfig
 
 DEFAULT_CONFIG_PATH = Path("/etc/layerwatch/layerwatch.toml")
@@ -144,6 +144,9 @@ class LayerwatchConfig(StrictModel):
     cloud: CloudConfig = Field(default_factory=CloudConfig)
     hardware: HardwareConfig = Field(default_factory=HardwareConfig)
     alarm: AlarmConfig = Field(default_factory=AlarmConfig)
+    printer: PrinterConfig | None = Field(
+        None, description="The linked printer (OctoPrint or Moonraker), paused or cancelled on a failure."
+    )
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> LayerwatchConfig:

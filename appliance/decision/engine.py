@@ -89,6 +89,14 @@ class DecisionEngine:
     def in_burst(self) -> bool:
         return self._burst is not None
 
+    def burst_needs_every_frame(self) -> bool:
+        """In a verification burst that fails unless every remaining frame says failure: a frame the
+        detector calls ok would end it, so that is where a second opinion (the judge) pays off."""
+        if self._burst is None:
+            return False
+        remaining = self.config.verify_frames - self._burst.done
+        return self._burst.agree + remaining - 1 < self.config.verify_min_agree
+
     def next_interval(self, normal_interval_s: float) -> float:
         """Seconds until the next frame should be analysed: burst frames come faster."""
         return self.config.verify_interval_s if self.in_burst else normal_interval_s

@@ -203,6 +203,14 @@ class CameraPipeline:
                 if verdict is not None:
                     return verdict
             return self.uncertain_is_failure
+        if (
+            detection.verdict == Verdict.OK
+            and self.judge is not None
+            and self.engine.burst_needs_every_frame()
+        ):
+            verdict = self.judge.judge(self.name, frame, detection, "verify")
+            if verdict is not None:
+                return verdict
         return detection.verdict == Verdict.FAILURE
 
     def _count(self, now: float) -> None:

@@ -38,7 +38,9 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _train_and_export(samples: list, args: argparse.Namespace, out: Path, scoring: dict, extra: dict) -> dict:
+def _train_and_export(
+    samples: list, args: argparse.Namespace, out: Path, scoring: dict, extra: dict, shipped: bool = False
+) -> dict:
     _seed(args.seed)
     net = EmbeddingNet((args.width, args.height))
     if args.steps:
@@ -52,6 +54,7 @@ def _train_and_export(samples: list, args: argparse.Namespace, out: Path, scorin
         threshold=scoring.get("threshold", 0.5),
         uncertain_band=scoring.get("uncertain_band", 0.1),
         extra=extra,
+        ship_tflite_fp32=not shipped,
     )
 
 
@@ -88,13 +91,12 @@ def main(argv: list[str] | None = None) -> int:
             logger.info("dev %s: %s", csv_file.stem, json.dumps(result["overall"]))
     tuned = json.loads((dev_dir / "layerwatch.json").read_text())
     staging = args.work / "shipped"
-    _train_and_export(
-        samples, args, staging, tuned, {**recipe, "role": "shipped", "scoring_from": "dev model"}
-    )
+    shutil.rmtree(staging, ignore_errors=True)
+    extra = {**recipe, "role": "shipped", "scoring_from": "dev model"}
+    _train_and_export(samples, args, staging, tuned, extra, shipped=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    for path in sorted(
-        staging.glob("layerwatch*")
-    ):  # the manifest last, once every file it names is in place
+    # copy the model files first and the manifest last, once every file it names is in place
+    for path in sorted(staging.glob("layerwatch*")):
         if path.suffix != ".json":
             shutil.copy2(path, args.out / path.name)
     shutil.copy2(staging / "layerwatch.json", args.out / "layerwatch.json")

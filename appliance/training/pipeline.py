@@ -61,8 +61,12 @@ def write_bundle(
     uncertain_band: float,
     prototypes_per_class: int = 32,
     extra: dict[str, Any] | None = None,
+    ship_tflite_fp32: bool = True,
 ) -> dict[str, Any]:
-    """Export, quantize, build prototypes, benchmark, and write ``out/layerwatch.json``."""
+    """Export, quantize, build prototypes, benchmark, and write ``out/layerwatch.json``.
+
+    ``ship_tflite_fp32=False`` measures the float LiteRT file but leaves it out of the bundle: 13 MB that
+    no device would pick over the int8 files."""
     out.mkdir(parents=True, exist_ok=True)
     size = net.input_size
     fp32, int8 = out / FP32_FILE, out / INT8_FILE
@@ -91,6 +95,9 @@ def write_bundle(
     ]
     variants.sort(key=lambda pair: pair[1])  # fastest first, as measured here on one core
     latency = {f"{v['format']}/{v['precision']}": round(ms, 2) for v, ms in variants}
+    if not ship_tflite_fp32:
+        variants = [(v, ms) for v, ms in variants if v["file"] != TFLITE_FP32_FILE]
+        (out / TFLITE_FP32_FILE).unlink()
     logger.info("latency on one core (ms, median): %s", latency)
     manifest: dict[str, Any] = {
         "name": NAME,

@@ -22,13 +22,15 @@ from appliance.config.model import DetectorConfig
 from appliance.detector import build_calibration, load_detector
 from appliance.detector.scoring import KEYS, scorer_from_calibration
 from appliance.evaluate import _read, read_eval_manifest
+from appliance.training.devsets import TUNING_CAMERAS
 
 logger = logging.getLogger(__name__)
 
 
 def evidence(manifest_json: Path, csv_files: list[Path]) -> list[dict[str, Any]]:
     """Per (protocol, camera): evidence matrix (N, 4) and labels (N,) of the test frames."""
-    detector = load_detector(DetectorConfig(model=manifest_json, type="onnx"))
+    # the int8 ONNX file: what the detector runs on x86 (the start-up benchmark must not pick at random here)
+    detector = load_detector(DetectorConfig(model=manifest_json.parent / "layerwatch-int8.onnx", type="onnx"))
     bundle = detector.bundle
     cache: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -112,7 +114,7 @@ def choose_band(scores: np.ndarray, max_uncertain: float = 0.08) -> float:
 
 def tune_bundle(manifest_json: Path, csv_files: list[Path]) -> dict[str, Any]:
     """Search weights for normal-only and for normal+failure calibration, write them into the manifest."""
-    groups = evidence(manifest_json, csv_files)
+    groups = [g for g in evidence(manifest_json, csv_files) if g["camera"] in TUNING_CAMERAS]
     tables = []
     for with_failures in (False, True):
         subset = [g for g in groups if g["with_failures"] == with_failures]

@@ -1,0 +1,93 @@
+"""Commands over MQTT: ``<prefix>/<device_id>[/<camera>]/<command>/set``.
+
+Without a camera the command applies to every camera. Payloads (case-insensitive, at most
+``MAX_PAYLOAD_BYTES``):
+
+============  ==========================  ===========================================
+command       payload                     effect
+============  ==========================  ===========================================
+acknowledge   ``PRESS`` or empty          silence the alert, cancel the printer countdown
+silence       ``PRESS`` or empty          same as acknowledge
+monitoring    ``ON`` / ``OFF``            resume / pause monitoring (the HA switch)
+pause         ``PRESS`` or empty          pause monitoring (state ``paused``)
+resume        ``PRESS`` or empty          resume monitoring
+test_alarm    ``PRESS`` or empty          sound every alarm output, send a test message
+relay         ``ON`` / ``OFF``            switch the relay
+recalibrate   ``PRESS`` or empty          capture calibration frames now
+pause_print   ``PRESS`` or empty          ask the linked printer to pause now
+============  ==========================  ===========================================
+
+``ON``/``OFF`` also accept ``true``/``false`` and ``1``/``0``. Anything else raises
+:class:`~appliance.errors.CommandRejectedError` with the reason; the MQTT notifier logs it and
+publishes an error event, and nothing else happens.
+"""
+
+from __future__ import annotations
+
+from appliance.errors import CommandRejectedError
+from appliance.service.commands import Command, CommandKind
+
+MAX_PAYLOAD_BYTES = 64
+PRESS_WORDS = {"", "press", "pressed"}
+ON_WORDS = {"on", "true", "1"}
+OFF_WORDS = {"off", "false", "0"}
+
+# command word -> (kind, payload style); monitoring maps ON/OFF to RESUME/PAUSE
+COMMANDS: dict[str, tuple[CommandKind | None, str]] = {
+    "acknowledge": (CommandKind.ACKNOWLEDGE, "press"),
+    "silence": (CommandKind.ACKNOWLEDGE, "press"),
+    "monitoring": (None, "switch"),
+    "pause": (CommandKind.PAUSE, "press"),
+    "resume": (CommandKind.RESUME, "press"),
+    "test_alarm": (CommandKind.TEST_ALARM, "press"),
+    "relay": (CommandKind.RELAY, "switch"),
+    "recalibrate": (CommandKind.RECALIBRATE, "press"),
+    "pause_print": (CommandKind.PAUSE_PRINT, "press"),
+}
+
+
+def command_topics(base: str) -> list[str]:
+    """The subscriptions that catch every command topic under ``base``."""
+    return [f"{base}/+/set", f"{base}/+/+/set"]
+
+
+def _switch(word: str) -> bool:
+    if word in ON_WORDS:
+        return True
+    if word in OFF_WORDS:
+        return False
+    raise CommandRejectedError(f"payload must be ON or OFF, got {word[:20]!r}")
+
+
+def parse_command(base: str, topic: str, payload: bytes, cameras: list[str]) -> Command:
+    """The :class:`Command` for one ``.../set`` message, or :class:`CommandRejectedError`."""
+    if not topic.startswith(base + "/") or not topic.endswith("/set"):
+        raise CommandRejectedError("not a command topic")
+    parts = topic[len(base) + 1 : -len("/set")].split("/")
+    camera: str | None = None
+    if len(parts) == 2:
+        camera, word = parts
+        if camera not in cameras:
+            raise CommandRejectedError(f"unknown camera {camera[:32]!r} (known: {', '.join(cameras)})")
+    elif len(parts) == 1:
+        word = parts[0]
+    else:
+        raise CommandRejectedError("topic must be <base>[/<camera>]/<command>/set")
+    if word not in COMMANDS:
+        raise CommandRejectedError(f"unknown command {word[:32]!r} (known: {', '.join(COMMANDS)})")
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise CommandRejectedError(f"payload of {len(payload)} bytes is too long (max {MAX_PAYLOAD_BYTES})")
+    try:
+        text = payload.decode("utf-8").strip().lower()
+    except UnicodeDecodeError:
+        raise CommandRejectedError("payload is not UTF-8 text") from None
+    kind, style = COMMANDS[word]
+    if style == "press":
+        if text not in PRESS_WORDS:
+            raise CommandRejectedError(f"{word} takes PRESS or an empty payload, got {text[:20]!r}")
+        assert kind is not None
+        return Command(kind, camera=camera, origin="mqtt")
+    on = _switch(text)
+    if kind is None:  # monitoring
+        return Command(CommandKind.RESUME if on else CommandKind.PAUSE, camera=camera, origin="mqtt")
+    return Command(kind, camera=camera, value=on, origin="mqtt")

@@ -1,0 +1,36 @@
+"""OctoPrint's REST API (``X-Api-Key`` header).
+
+* state: ``GET /api/job`` -> ``state`` (``Printing``, ``Paused``, ``Pausing``, ``Operational``,
+  ``Offline``, ``Error``...), ``progress.completion`` (percent), ``job.file.name``;
+* pause: ``POST /api/job`` ``{"command": "pause", "action": "pause"}`` (204; 409 if no job);
+* cancel: ``POST /api/job`` ``{"command": "cancel"}``.
+"""
+
+from __future__ import annotations
+
+from appliance.actions.printers import HttpPrinter, PrinterStatus
+
+ACTIVE_PREFIXES = ("printing", "paused", "pausing", "resuming")
+
+
+class OctoPrintClient(HttpPrinter):
+    name = "octoprint"
+
+    def status(self) -> PrinterStatus:
+        data = self.json("/api/job")
+        state = str(data.get("state") or "unknown").lower()
+        progress = (data.get("progress") or {}).get("completion")
+        file = ((data.get("job") or {}).get("file") or {}).get("name")
+        return PrinterStatus(
+            state=state,
+            printing=state.startswith("printing"),
+            active=state.startswith(ACTIVE_PREFIXES),
+            progress=round(float(progress), 1) if isinstance(progress, int | float) else None,
+            file=file if isinstance(file, str) else None,
+        )
+
+    def pause(self) -> None:
+        self.request("POST", "/api/job", json={"command": "pause", "action": "pause"})
+
+    def cancel(self) -> None:
+        self.request("POST", "/api/job", json={"command": "cancel"})

@@ -1,0 +1,75 @@
+"""Which frames the pipeline puts to a judge: uncertain ones, and burst frames the detector alone
+cannot confirm; with no verdict the local decision stands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from appliance.config.model import CameraConfig, DecisionConfig, DetectorConfig
+from appliance.config.sources import ReplaySourceConfig
+from appliance.detector import Detection, Verdict, load_detector
+from appliance.service.pipeline import CameraPipeline
+from appliance.sources import Frame, build_source
+
+pytestmark = pytest.mark.usefixtures("shipped_model")
+
+
+class RecordingJudge:
+    def __init__(self, answer: bool | None):
+        self.answer = answer
+        self.calls: list[str] = []
+
+    def judge(self, camera: str, frame: Frame, detection: Detection, purpose: str) -> bool | None:
+        self.calls.append(purpose)
+        return self.answer
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return load_detector(DetectorConfig())
+
+
+def pipeline(tmp_path: Path, detector, judge: RecordingJudge | None) -> CameraPipeline:
+    camera = CameraConfig(
+        name="cam",
+        source=ReplaySourceConfig(path=tmp_path),
+        decision=DecisionConfig(window=5, votes=2, verify_frames=2, verify_min_agree=2),
+    )
+    source = build_source("cam", camera.source)
+    return CameraPipeline(camera, source, detector, tmp_path, [], judge=judge)
+
+
+FRAME = Frame(np.zeros((8, 8, 3), np.uint8), 0.0, 0)
+
+
+def det(verdict: Verdict) -> Detection:
+    return Detection(score={"ok": 0.1, "uncertain": 0.5, "failure": 0.9}[verdict.value], verdict=verdict)
+
+
+def test_uncertain_goes_to_the_judge(tmp_path: Path, detector):
+    judge = RecordingJudge(True)
+    p = pipeline(tmp_path, detector, judge)
+    assert p.resolve(FRAME, det(Verdict.UNCERTAIN)) is True
+    assert judge.calls == ["uncertain"]
+    assert p.resolve(FRAME, det(Verdict.OK)) is False  # confident frames outside a burst: no call
+    assert p.resolve(FRAME, det(Verdict.FAILURE)) is True
+    assert judge.calls == ["uncertain"]
+
+
+def test_no_verdict_leaves_the_local_decision(tmp_path: Path, detector):
+    p = pipeline(tmp_path, detector, RecordingJudge(None))
+    assert p.resolve(FRAME, det(Verdict.UNCERTAIN)) is False  # uncertain_counts_as_failure is off
+    assert pipeline(tmp_path, detector, None).resolve(FRAME, det(Verdict.UNCERTAIN)) is False
+
+
+def test_burst_frame_the_detector_cannot_confirm_is_verified(tmp_path: Path, detector):
+    judge = RecordingJudge(True)
+    p = pipeline(tmp_path, detector, judge)
+    p.engine.observe(False, 0.1, 0.0)
+    p.engine.observe(True, 0.9, 1.0)  # suspect: burst of 2, both must agree
+    assert p.engine.burst_needs_every_frame()
+    assert p.resolve(FRAME, det(Verdict.OK)) is True
+    assert judge.calls == ["verify"]
