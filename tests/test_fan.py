@@ -229,7 +229,7 @@ def test_layerwatch_fan_command_under_systemd(tmp_path: Path):
         listener.wait_for("READY=1", timeout=30)
         assert any("fan 100 %" in m for _, m in listener.messages)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=5) == 0
+        assert proc.wait(timeout=15) == 0  # ~0.2 s when idle; generous for a loaded CI machine
         listener.wait_for("STOPPING=1", timeout=2)
     finally:
         if proc.poll() is None:
