@@ -7,7 +7,8 @@ Two measurements, both pinned to one CPU core:
    ``pipeline_fps`` = 1000 / their sum.
 2. A real ``layerwatch run`` child process on the looping clip with ``NOTIFY_SOCKET`` set:
    ``ready_s`` = seconds from spawn to ``READY=1`` (first analysed frame), ``service_fps`` = frames
-   analysed per second after that, ``peak_rss_mb`` = the child's peak resident memory. It is started
+   analysed per second after that, ``peak_rss_mb`` = the child's peak resident memory (its
+   ``VmHWM``, sampled every 0.1 s: ``ru_maxrss`` would include this process's memory). It is started
    twice: the first start also times every model variant (``first_start_*``), later starts load
    the remembered fastest one.
 """
@@ -88,6 +89,18 @@ def stage_times(model: Path | None, count: int) -> dict[str, float | str]:
     }
 
 
+def _vm_hwm_kb(pid: int) -> int:
+    """The process's own peak resident memory (``VmHWM``, kB). Unlike ``ru_maxrss`` it is reset at
+    exec, so it does not include the parent's memory at fork time."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def _start_and_watch(config: Path, frames: int, sock: socket.socket) -> dict[str, float]:
     """One ``layerwatch run`` child: seconds to READY=1, frames/s after it, peak RSS (its own)."""
     env = {**os.environ, "NOTIFY_SOCKET": sock.getsockname(), "OMP_NUM_THREADS": "1"}
@@ -100,10 +113,12 @@ def _start_and_watch(config: Path, frames: int, sock: socket.socket) -> dict[str
         preexec_fn=_pin_to_one_core,
     )
     ready_at: list[float] = []
+    peak_kb = [0]
 
     def drain() -> None:  # read every message, as systemd does, so the child never waits on us
-        sock.settimeout(0.2)
+        sock.settimeout(0.1)
         while child.poll() is None or not ready_at:
+            peak_kb[0] = max(peak_kb[0], _vm_hwm_kb(child.pid))
             try:
                 if b"READY=1" in sock.recv(4096) and not ready_at:
                     ready_at.append(time.monotonic())
@@ -113,8 +128,7 @@ def _start_and_watch(config: Path, frames: int, sock: socket.socket) -> dict[str
 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
+    child.wait()
     ended = time.monotonic()
     reader.join(timeout=2)
     if child.returncode != 0 or not ready_at:
@@ -122,7 +136,7 @@ def _start_and_watch(config: Path, frames: int, sock: socket.socket) -> dict[str
     return {
         "ready_s": round(ready_at[0] - start, 3),
         "service_fps": round((frames - 1) / max(ended - ready_at[0], 1e-6), 1),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_kb[0] / 1024, 1),
     }
 
 
