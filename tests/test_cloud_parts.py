@@ -15,12 +15,12 @@ from pydantic import ValidationError
 
 from appliance.cloud.breaker import BreakerState, CircuitBreaker
 from appliance.cloud.budget import CallBudget
-from appliance.cloud.log_secrets import SecretFilter
 from appliance.cloud.privacy import crop_to_area, downscale, prepare_upload
 from appliance.cloud.verdict import parse_verdict
 from appliance.config.cloud import BudgetConfig, CloudConfig, PrivacyConfig
 from appliance.config.loader import load_config
 from appliance.errors import CloudReplyError, ConfigError
+from appliance.service.log_redaction import redact_record, register_secret
 from appliance.sources import Frame
 
 GOOD = {"failure": True, "confidence": 0.8, "kind": "spaghetti", "description": "strands everywhere"}
@@ -168,8 +168,7 @@ def test_cloud_off_imports_no_boto3():
 
 # -- logs -----------------------------------------------------------------------------------------
 def test_secret_filter_masks_registered_values_and_credential_shapes():
-    secret_filter = SecretFilter()
-    secret_filter.register("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    register_secret("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
     headers = {
         "Authorization": b"AWS4-HMAC-SHA256 Credential=ASIAUNREGISTERED0001/2024",
         "X-Amz-Security-Token": b"FwoGZX",
@@ -181,7 +180,7 @@ def test_secret_filter_masks_registered_values_and_credential_shapes():
     record = logging.LogRecord(
         "botocore.endpoint", logging.DEBUG, __file__, 1, "headers=%s body=%s", (headers, body), None
     )
-    secret_filter.filter(record)
+    redact_record(record)
     message = record.getMessage()
     for leaked in ("ASIAUNREGISTERED0001", "FwoGZX", "wJalrXUtnFEMI", "IQo<"):
         assert leaked not in message

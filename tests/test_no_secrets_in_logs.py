@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from appliance.actions import mqtt_sink, notifiers, printer_control
-from appliance.actions.redaction import redact, register_secret
 from appliance.config.model import LayerwatchConfig
 from appliance.service.commands import Command, CommandKind, CommandQueue
+from appliance.service.log_redaction import redact, register_secret
 from appliance.service.wiring import ServiceContext
 from tests.alert_scenario import synthetic_alert
 from tests.http_peers import serving

@@ -20,9 +20,9 @@ import requests
 from appliance.actions.dispatcher import Notification
 from appliance.actions.http_delivery import post
 from appliance.actions.outbox import Outbox, OutboxWorker
-from appliance.actions.redaction import register_secret
 from appliance.config.integrations import DiscordConfig
 from appliance.service.commands import Command
+from appliance.service.log_redaction import register_secret
 
 logger = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from appliance.actions.redaction import register_secret
 from appliance.config.model import MqttConfig
+from appliance.service.log_redaction import register_secret
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@
    Without a role the profile's keys are used directly (re-read every hour).
 
 Region from ``AWS_REGION`` (``cloud.bedrock.region``, default us-west-2). Every key and token
-read or issued is registered with :mod:`appliance.cloud.log_secrets`, so no log line shows it.
+read or issued is registered with :mod:`appliance.service.log_redaction`, so no log line shows it.
 boto3/botocore are imported only here and in :mod:`.bedrock`, i.e. only when Bedrock is configured.
 """
 
@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from appliance.cloud.log_secrets import register_secret
 from appliance.config.cloud import BedrockConfig
 from appliance.errors import CloudCredentialsError
+from appliance.service.log_redaction import register_secret
 
 logger = logging.getLogger(__name__)
 

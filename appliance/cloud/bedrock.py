@@ -19,7 +19,6 @@ from typing import Any
 
 from appliance.cloud.aws_credentials import CREDENTIAL_ERROR_CODES, AwsCredentialSource
 from appliance.cloud.backend import JudgeBackend, JudgeReply, JudgeRequest
-from appliance.cloud.log_secrets import protect_loggers
 from appliance.config.cloud import BedrockConfig
 from appliance.errors import CloudCredentialsError, CloudReplyError, CloudUnavailableError
 
@@ -58,7 +57,6 @@ class BedrockJudge(JudgeBackend):
                 tcp_keepalive=True,
             ),
         )
-        protect_loggers()  # botocore created its loggers while building the client
         return client
 
     def ask(self, request: JudgeRequest) -> JudgeReply:

@@ -25,9 +25,9 @@ from typing import Any
 import requests
 
 from appliance.cloud.backend import JudgeBackend, JudgeReply, JudgeRequest
-from appliance.cloud.log_secrets import protect_loggers, register_secret
 from appliance.config.cloud import OpenAICompatibleConfig
 from appliance.errors import CloudCredentialsError, CloudReplyError, CloudUnavailableError
+from appliance.service.log_redaction import register_secret
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,6 @@ class OpenAICompatibleJudge(JudgeBackend):
         key = resolve_api_key(config)
         if key:
             self.http.headers["Authorization"] = f"Bearer {key}"
-        protect_loggers()
 
     def _body(self, request: JudgeRequest) -> dict[str, Any]:
         image_url = "data:image/jpeg;base64," + base64.b64encode(request.jpeg).decode("ascii")

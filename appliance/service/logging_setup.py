@@ -1,23 +1,19 @@
 """Logging: to the journal (systemd-python's JournalHandler) when running under systemd and the
 library is installed, else plain lines on stderr. Secrets never reach a log line: config secrets
-are ``SecretStr`` and URLs are masked with :func:`mask_url` before they are logged."""
+are ``SecretStr``, URLs are masked before they are logged (:mod:`appliance.sources.redact`), and
+:mod:`appliance.service.log_redaction` masks registered secrets in every record as a last line."""
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@", re.IGNORECASE)
-
-
-def mask_url(url: str) -> str:
-    """``rtsp://user:pass@host/x`` -> ``rtsp://***@host/x``."""
-    return _URL_USERINFO.sub(r"\g<scheme>***@", url)
+from appliance.service import log_redaction
 
 
 def setup_logging(level: str = "info") -> None:
+    log_redaction.install()
     root = logging.getLogger()
     root.handlers.clear()
     root.setLevel(level.upper())

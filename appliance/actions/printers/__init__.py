@@ -12,8 +12,8 @@ from typing import Any, Protocol
 
 import requests
 
-from appliance.actions.redaction import register_secret
 from appliance.errors import PrinterError, PrinterRefusedError
+from appliance.service.log_redaction import register_secret
 
 
 @dataclass(frozen=True)
