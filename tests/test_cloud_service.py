@@ -51,6 +51,25 @@ def test_uncertain_frames_vote_as_the_judge_says(
             "INFERENCE_PROFILE_ARN": MODEL,
         }
         service = Service(load_config(config_path, environ), max_frames=8)
+        alert_results = []
+
+        class AlertRecorder:
+            def on_frame(self, result):
+                pass
+
+            def on_transition(self, camera, transition, detail):
+                pass
+
+            def on_alert(self, camera, alert, result, evidence_jpeg):
+                alert_results.append(result)
+
+        build = service.build
+
+        def build_and_record():
+            build()
+            service.sinks.append(AlertRecorder())  # the pipelines share this list
+
+        service.build = build_and_record  # type: ignore[method-assign]
         assert service.run() == 0
     finally:
         peer.close()
@@ -65,6 +84,8 @@ def test_uncertain_frames_vote_as_the_judge_says(
     alerts = tmp_path / "state" / "cameras" / "printer" / "alerts"
     if judge_says_failure:
         assert any(alerts.glob("*.jpg")), "the judge's failure votes must confirm an alert"
+        cloud = alert_results[0].cloud  # the alert carries the cloud's own words
+        assert cloud is not None and cloud["failure"] is True and cloud["description"]
     else:
         assert not alerts.exists() or not any(alerts.glob("*.jpg"))
     assert_no_secrets_logged(caplog.records, caplog.text, peer.all_secrets())

@@ -52,17 +52,17 @@ def det(verdict: Verdict) -> Detection:
 def test_uncertain_goes_to_the_judge(tmp_path: Path, detector):
     judge = RecordingJudge(True)
     p = pipeline(tmp_path, detector, judge)
-    assert p.resolve(FRAME, det(Verdict.UNCERTAIN)) is True
+    assert p.resolve(FRAME, det(Verdict.UNCERTAIN)) == (True, None)
     assert judge.calls == ["uncertain"]
-    assert p.resolve(FRAME, det(Verdict.OK)) is False  # confident frames outside a burst: no call
-    assert p.resolve(FRAME, det(Verdict.FAILURE)) is True
+    assert p.resolve(FRAME, det(Verdict.OK)) == (False, None)  # confident frames outside a burst: no call
+    assert p.resolve(FRAME, det(Verdict.FAILURE)) == (True, None)
     assert judge.calls == ["uncertain"]
 
 
 def test_no_verdict_leaves_the_local_decision(tmp_path: Path, detector):
     p = pipeline(tmp_path, detector, RecordingJudge(None))
-    assert p.resolve(FRAME, det(Verdict.UNCERTAIN)) is False  # uncertain_counts_as_failure is off
-    assert pipeline(tmp_path, detector, None).resolve(FRAME, det(Verdict.UNCERTAIN)) is False
+    assert p.resolve(FRAME, det(Verdict.UNCERTAIN)) == (False, None)  # uncertain_counts_as_failure is off
+    assert pipeline(tmp_path, detector, None).resolve(FRAME, det(Verdict.UNCERTAIN)) == (False, None)
 
 
 def test_burst_frame_the_detector_cannot_confirm_is_verified(tmp_path: Path, detector):
@@ -71,5 +71,16 @@ def test_burst_frame_the_detector_cannot_confirm_is_verified(tmp_path: Path, det
     p.engine.observe(False, 0.1, 0.0)
     p.engine.observe(True, 0.9, 1.0)  # suspect: burst of 2, both must agree
     assert p.engine.burst_needs_every_frame()
-    assert p.resolve(FRAME, det(Verdict.OK)) is True
+    assert p.resolve(FRAME, det(Verdict.OK)) == (True, None)
     assert judge.calls == ["verify"]
+
+
+class DescribingJudge(RecordingJudge):
+    def describe(self, camera: str) -> dict[str, object] | None:
+        return {"failure": True, "confidence": 0.9, "kind": "spaghetti", "description": "strands"}
+
+
+def test_the_judges_words_travel_with_the_frame(tmp_path: Path, detector):
+    p = pipeline(tmp_path, detector, DescribingJudge(True))
+    vote, cloud = p.resolve(FRAME, det(Verdict.UNCERTAIN))
+    assert vote is True and cloud is not None and cloud["description"] == "strands"

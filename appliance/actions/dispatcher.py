@@ -79,8 +79,8 @@ def alert_notification(camera: str, alert: Alert, result: FrameResult, evidence_
         f"and {alert.votes} of the last {alert.window} frames."
     )
     # the cloud judge (another module) may attach its verdict and words to the detection
-    cloud = getattr(result.detection, "cloud_verdict", None)
-    cloud_words = getattr(result.detection, "cloud_description", None)
+    cloud = None if result.cloud is None else ("failure" if result.cloud.get("failure") else "ok")
+    cloud_words = None if result.cloud is None else result.cloud.get("description")
     if isinstance(cloud_words, str) and cloud_words:
         description = f"{description} Cloud: {cloud_words}"
     return Notification(

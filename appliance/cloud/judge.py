@@ -86,6 +86,8 @@ class CloudJudge:
             ("calls", "verdicts", "no_verdict", "timeouts", "late", "failures", "skipped", "agree"), 0
         )
         self._busy = threading.Lock()
+        self._latest: dict[str, CloudVerdict] = {}
+        self._latest_lock = threading.Lock()
         self._state = CloudState.READY
         logger.info(
             "cloud judge %s on: at most %d calls/h, %d calls/day, %.2f USD/month; timeout %.1f s",
@@ -196,7 +198,15 @@ class CloudJudge:
         if verdict.confidence < self.config.min_confidence:
             self.counts["no_verdict"] += 1
             return None
+        with self._latest_lock:
+            self._latest[call.camera] = verdict
         return verdict.failure
+
+    def describe(self, camera: str) -> dict[str, object] | None:
+        """The verdict behind the last True/False this judge returned for ``camera`` (for alerts)."""
+        with self._latest_lock:
+            verdict = self._latest.get(camera)
+        return None if verdict is None else verdict.model_dump()
 
     # -- state and telemetry ------------------------------------------------------------------
     def _skip(self, camera: str, why: str) -> bool | None:

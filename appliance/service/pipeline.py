@@ -45,6 +45,8 @@ class FrameResult:
     state: CameraState
     fps: float
     analysed: int
+    #: the cloud judge's verdict on this frame ({failure, confidence, kind, description}), if asked
+    cloud: dict[str, object] | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -77,7 +79,9 @@ class Judge(Protocol):
     """A second opinion for frames the detector is unsure of (the cloud fallback).
 
     ``judge`` returns True (failure), False (ok) or None (no verdict: unreachable, over budget,
-    refused, timed out); it must return within its own configured timeout.
+    refused, timed out); it must return within its own configured timeout. An optional
+    ``describe(camera)`` returns the verdict behind the last True/False ({failure, confidence, kind,
+    description}) so alerts can carry the cloud's words.
     """
 
     def judge(self, camera: str, frame: Frame, detection: Detection, purpose: str) -> bool | None: ...
@@ -179,11 +183,11 @@ class CameraPipeline:
         self.online_once = True
         self.emit(self.engine.camera_back(now), {})
         detection = self.detector.analyse(frame.image, self.scoring)
-        is_failure = self.resolve(frame, detection)
+        is_failure, cloud = self.resolve(frame, detection)
         transition = self.engine.observe(is_failure, detection.score, now)
         self._count(now)
         result = FrameResult(
-            self.name, frame, detection, is_failure, self.engine.state, self.fps, self.analysed
+            self.name, frame, detection, is_failure, self.engine.state, self.fps, self.analysed, cloud
         )
         for sink in self.sinks:
             sink.on_frame(result)
@@ -193,25 +197,24 @@ class CameraPipeline:
                 self._raise_alert(transition.alert, result)
         return result
 
-    def resolve(self, frame: Frame, detection: Detection) -> bool:
-        """The frame's vote: the detector's verdict, with ``uncertain`` frames (and, during a
-        verification burst, frames the detector alone cannot confirm) put to the judge if one is
-        configured; without a verdict from it, ``uncertain_counts_as_failure`` decides."""
+    def resolve(self, frame: Frame, detection: Detection) -> tuple[bool, dict[str, object] | None]:
+        """The frame's vote and the judge's verdict behind it, if any: the detector's verdict, with
+        ``uncertain`` frames (and, during a verification burst, frames the detector alone cannot
+        confirm) put to the judge if one is configured; without a verdict from it,
+        ``uncertain_counts_as_failure`` decides."""
+        purpose = None
         if detection.verdict == Verdict.UNCERTAIN:
-            if self.judge is not None:
-                verdict = self.judge.judge(self.name, frame, detection, "uncertain")
-                if verdict is not None:
-                    return verdict
-            return self.uncertain_is_failure
-        if (
-            detection.verdict == Verdict.OK
-            and self.judge is not None
-            and self.engine.burst_needs_every_frame()
-        ):
-            verdict = self.judge.judge(self.name, frame, detection, "verify")
+            purpose = "uncertain"
+        elif detection.verdict == Verdict.OK and self.engine.burst_needs_every_frame():
+            purpose = "verify"
+        if purpose is not None and self.judge is not None:
+            verdict = self.judge.judge(self.name, frame, detection, purpose)
             if verdict is not None:
-                return verdict
-        return detection.verdict == Verdict.FAILURE
+                describe = getattr(self.judge, "describe", None)
+                return verdict, describe(self.name) if describe is not None else None
+        if detection.verdict == Verdict.UNCERTAIN:
+            return self.uncertain_is_failure, None
+        return detection.verdict == Verdict.FAILURE, None
 
     def _count(self, now: float) -> None:
         self.analysed += 1
