@@ -104,3 +104,52 @@ def test_two_cameras_each_have_their_own_pipeline(tmp_path: Path, synthetic_clip
     assert proc.returncode == 0, err
     frames = [line.split()[0] for line in out.splitlines() if " frame " in line]
     assert frames.count("left") == 40 and frames.count("right") == 40
+
+
+def test_five_errors_in_a_row_back_off_and_say_so(tmp_path: Path, synthetic_clip: Path):
+    """As the RTSP+Bedrock detector did: max_consecutive_errors failures pause analysis for
+    error_backoff_s and report it in STATUS=; then analysis resumes."""
+    import itertools
+    import threading
+
+    from appliance.config import load_config
+    from appliance.service.runner import Service
+    from appliance.service.systemd_notify import SystemdNotifier
+
+    listener = NotifyListener(tmp_path / "notify.sock")
+    config = write_config(tmp_path, synthetic_clip, interval=0)
+    config.write_text(
+        config.read_text().replace(
+            "[service]\n", "[service]\nmax_consecutive_errors = 5\nerror_backoff_s = 1.5\n"
+        )
+    )
+    service = Service(
+        load_config(config, environ={}), notifier=SystemdNotifier({"NOTIFY_SOCKET": str(listener.path)})
+    )
+    calls: list[float] = []
+    build = service.build
+
+    def build_with_a_broken_detector() -> None:
+        build()
+        assert service.detector is not None
+        real = service.detector.analyse
+
+        def analyse(image, camera=None):
+            calls.append(time.monotonic())
+            if len(calls) <= 5:
+                raise RuntimeError("model exploded")
+            return real(image, camera)
+
+        service.detector.analyse = analyse  # type: ignore[method-assign]
+
+    service.build = build_with_a_broken_detector  # type: ignore[method-assign]
+    threading.Timer(6.0, service.stop_event.set).start()
+    try:
+        assert service.run() == 0
+        listener.wait_for("5 errors in a row, backing off", timeout=1)
+    finally:
+        listener.close()
+    assert len(calls) > 6  # analysis resumed after the pause
+    assert calls[5] - calls[4] >= 1.4  # the pause came after the fifth error
+    assert all(b - a < 1.0 for a, b in itertools.pairwise(calls[:5]))  # no pause before it
+    assert service.pipelines[0].analysed >= 1

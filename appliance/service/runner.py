@@ -225,7 +225,9 @@ class Service:
         if self.consecutive_errors >= limit:
             pause = self.config.service.error_backoff_s
             logger.error("%d errors in a row: pausing analysis for %.0f s", self.consecutive_errors, pause)
-            self.notifier.status(f"{self.consecutive_errors} errors in a row, backing off {pause:.0f} s")
+            self.notifier.status(
+                f"{self.consecutive_errors} errors in a row, backing off {pause:.0f} s", force=True
+            )
             deadline = time.monotonic() + pause
             while not self.stop_event.is_set() and time.monotonic() < deadline:
                 self.notifier.watchdog()

@@ -70,9 +70,10 @@ class SystemdNotifier:
     def ready(self, status: str = "") -> None:
         self.notify("READY=1" + (f"\nSTATUS={status}" if status else ""))
 
-    def status(self, text: str, now: float | None = None) -> None:
+    def status(self, text: str, now: float | None = None, force: bool = False) -> None:
+        """Send ``STATUS=``: at most once per ``STATUS_MIN_INTERVAL_S`` unless ``force``."""
         now = time.monotonic() if now is None else now
-        if text != self._last_status and now - self._last_status_at >= STATUS_MIN_INTERVAL_S:
+        if force or (text != self._last_status and now - self._last_status_at >= STATUS_MIN_INTERVAL_S):
             self._last_status, self._last_status_at = text, now
             self.notify(f"STATUS={text}")
 
