@@ -128,7 +128,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     config = demo_config(rate_fps=args.rate)
     setup_logging(config.service.log_level)
-    print("Layerwatch demo: the bundled replay clip, the shipped model, no broker, no cloud")
+    print(
+        "Layerwatch demo: the bundled replay clip, the shipped model, no broker, no cloud "
+        "(uncertain frames count as failure votes)"
+    )
     service = Service(config, print_decisions=True)
     service.install_signal_handlers()
     return service.run()
