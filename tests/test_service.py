@@ -153,3 +153,17 @@ def test_five_errors_in_a_row_back_off_and_say_so(tmp_path: Path, synthetic_clip
     assert calls[5] - calls[4] >= 1.4  # the pause came after the fifth error
     assert all(b - a < 1.0 for a, b in itertools.pairwise(calls[:5]))  # no pause before it
     assert service.pipelines[0].analysed >= 1
+
+
+def test_the_readme_demo_runs_and_alerts():
+    """The README's first command ends in `layerwatch demo`: the bundled clip, the shipped model."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "appliance", "demo", "--rate", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert sum(" frame " in line for line in lines) == 60
+    assert any("ALERT" in line for line in lines)
