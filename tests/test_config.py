@@ -149,3 +149,9 @@ def test_empty_credential_file_is_a_placeholder(tmp_path: Path):
     (tmp_path / "discord_webhook_url").write_text("")
     config = load_config(FIXTURES / "valid" / "full.toml", environ={"CREDENTIALS_DIRECTORY": str(tmp_path)})
     assert config.notify.discord.webhook_url is None
+
+
+def test_the_example_config_is_valid():
+    example = Path(__file__).resolve().parents[1] / "appliance" / "defaults" / "layerwatch.example.toml"
+    config = load_config(example, environ={})
+    assert config.cameras[0].source.type == "csi"
