@@ -158,8 +158,6 @@ class PrototypeDetector(Detector):
         self.backend = backend
         self.backend_name = backend.name
         self.input_size = bundle.input_size
-        self.threshold = bundle.threshold if config.threshold is None else config.threshold
-        self.band = bundle.uncertain_band if config.uncertain_band is None else config.uncertain_band
         self.calibration: CameraCalibration | None = None
         self._threshold_override = config.threshold
         self._band_override = config.uncertain_band
@@ -173,33 +171,19 @@ class PrototypeDetector(Detector):
         """The scorer, threshold and band for one camera (None: the model's generic prototypes)."""
         if calibration is not None and calibration.model_fingerprint != self.bundle.fingerprint():
             raise DetectorError(f"calibration of {calibration.camera} was made with another model")
-        proto = self.bundle.prototypes
-        factory = getattr(scoring, "scorer_from_calibration", None)
-        scorer: Any
-        if factory is not None:
-            scorer = factory(
-                self.bundle,
-                calibration.ok if calibration is not None else None,
-                calibration.failure if calibration is not None else proto["failure"][:0],
-                calibration.ok_patches if calibration is not None else None,
-            )
-        else:
-            failure_parts = [proto["failure"]]
-            if calibration is not None and len(calibration.failure):
-                failure_parts.insert(0, calibration.failure)
-            scorer = scoring.PrototypeScorer(
-                normal=calibration.ok if calibration is not None else proto["ok"],
-                failure=np.concatenate(failure_parts),
-                params=scoring.ScoringParams.from_manifest(self.bundle.scoring),
-                normal_patches=calibration.ok_patches if calibration is not None else None,
-            )
+        scorer = scoring.scorer_from_calibration(
+            self.bundle,
+            calibration.ok if calibration is not None else None,
+            calibration.failure if calibration is not None else None,
+            calibration.ok_patches if calibration is not None else None,
+        )
         # a scorer may derive its own threshold/band from the calibration set; config overrides both
         threshold = self._threshold_override
         if threshold is None:
-            threshold = getattr(scorer, "threshold", None) or self.bundle.threshold
+            threshold = self.bundle.threshold if scorer.threshold is None else scorer.threshold
         band = self._band_override
         if band is None:
-            band = getattr(scorer, "uncertain_band", None) or self.bundle.uncertain_band
+            band = self.bundle.uncertain_band if scorer.uncertain_band is None else scorer.uncertain_band
         return CameraScoring(scorer, float(threshold), float(band), calibration)
 
     def set_calibration(self, calibration: CameraCalibration | None) -> None:

@@ -253,7 +253,3 @@ class CameraPipeline:
             "alert_active": self.engine.alert_active(),
             "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
-
-
-def monotonic() -> float:
-    return time.monotonic()
