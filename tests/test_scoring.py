@@ -108,3 +108,57 @@ def test_scorer_from_calibration_with_and_without_calibration(space: dict[str, n
 def test_scorer_needs_support() -> None:
     with pytest.raises(ValueError):
         PrototypeScorer(np.zeros((0, D), np.float32), np.ones((1, D), np.float32), ScoringParams())
+
+
+def _heads(space: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Heads that read the failure direction: logit = 8 * (cos to failure_dir) - 4, global and per cell."""
+    w = np.stack([8.0 * space["failure_dir"], 8.0 * space["failure_dir"]]).astype(np.float32)
+    return w, np.array([-4.0, -4.0], np.float32)
+
+
+def test_failure_heads_give_absolute_evidence_and_drive_the_heatmap(space: dict[str, np.ndarray]) -> None:
+    params = ScoringParams.from_manifest({"scale": 2.0, "w_global": 0.0, "w_head_cell": 1.0, "top_k": 1})
+    scorer = PrototypeScorer(
+        space["ok"], space["failure"], params, space["ok_patches"], GRID, heads=_heads(space)
+    )
+    normal = scorer.components(*_frame(space, 0), GRID)
+    failing = scorer.components(*_frame(space, 2), GRID)
+    assert normal["head_cell"] < 0 < failing["head_cell"]  # the failing cells read as failure, the rest not
+    assert failing["likeness"] > normal["likeness"] and normal["camera_likeness"] == 0.0
+    score, heatmap = scorer.score(*_frame(space, 2), GRID)
+    assert score > 0.5 and scorer.score(*_frame(space, 0), GRID)[0] < 0.5
+    flat = heatmap.reshape(-1)
+    assert flat[:2].min() > flat[2:].max()  # the heatmap follows the cell head
+
+
+def test_heads_come_from_the_bundle_prototypes_and_old_bundles_work_without(
+    space: dict[str, np.ndarray],
+) -> None:
+    w, b = _heads(space)
+    prototypes = {"ok": space["ok"][:2], "failure": space["failure"]}
+    common = {"scoring": PARAMS, "patch_grid": GRID, "threshold": 0.5, "uncertain_band": 0.1}
+    with_heads = SimpleNamespace(prototypes={**prototypes, "head_w": w, "head_b": b}, **common)
+    without = SimpleNamespace(prototypes=prototypes, **common)
+    scorer = scorer_from_calibration(with_heads, space["ok"], space["failure"][:1], space["ok_patches"])
+    assert scorer.heads is not None
+    parts = scorer.components(*_frame(space, P), GRID)  # every cell failing: the frame is a failure
+    assert parts["camera_likeness"] > 0.5 and parts["head"] > 0.0
+    old = scorer_from_calibration(without, space["ok"], None, space["ok_patches"])
+    assert old.heads is None and old.components(*_frame(space, 2), GRID)["head"] == 0.0
+
+
+def test_a_frame_matching_the_cameras_own_failure_example_is_a_failure(space: dict[str, np.ndarray]) -> None:
+    """Whatever the weights say: nearer to one of the user's failure examples than to any normal frame, and
+    nearly the same picture (cosine >= match_similarity), scores at least match_score."""
+    frame = _frame(space, P)
+    params = ScoringParams.from_manifest({"w_global": 0.0, "bias": 10.0})  # the weighted sum says "ok"
+    own = frame[0][np.newaxis]
+    failure = np.concatenate([own, space["failure"]])
+    scorer = PrototypeScorer(space["ok"], failure, params, space["ok_patches"], GRID, camera_failures=1)
+    score, _ = scorer.score(*frame, GRID)
+    assert score == pytest.approx(params.match_score)
+    normal_score, _ = scorer.score(*_frame(space, 0), GRID)
+    assert normal_score < 0.5  # normal frames are nearer the normal support: no match
+    never = ScoringParams.from_manifest({"w_global": 0.0, "bias": 10.0, "match_similarity": 1.01})
+    strict = PrototypeScorer(space["ok"], failure, never, space["ok_patches"], GRID, camera_failures=1)
+    assert strict.score(*frame, GRID)[0] < 0.5

@@ -12,6 +12,7 @@ import numpy as np
 from appliance.training.backbone import EmbeddingNet
 from appliance.training.data import Sample, load_rgb, to_input
 from appliance.training.export import bench, export_onnx, quantize_int8, session
+from appliance.training.heads import fit_heads
 from appliance.training.prototypes import kmeans_prototypes
 from appliance.training.tflite import bench_tflite, export_tflite, quantize_tflite
 
@@ -50,6 +51,18 @@ def calibration_frames(
     return [to_input(load_rgb(s.path), input_size) for s in chosen]
 
 
+def order_variants(variants: list[tuple[dict[str, str], float]]) -> list[tuple[dict[str, str], float]]:
+    """Fastest first (as measured here on one core), except that the int8 ONNX file, the one the scoring
+    table is tuned on, stays first unless another is at least 20 % faster (the rule ``auto`` applies on the
+    device too)."""
+    ordered = sorted(variants, key=lambda pair: pair[1])
+    tuned = next((pair for pair in ordered if pair[0]["file"] == INT8_FILE), None)
+    if tuned is not None and tuned[1] <= ordered[0][1] / 0.8:
+        ordered.remove(tuned)
+        ordered.insert(0, tuned)
+    return ordered
+
+
 def write_bundle(
     net: EmbeddingNet,
     samples: list[Sample],
@@ -80,7 +93,14 @@ def write_bundle(
     labels = np.array([s.label for s in labelled])
     ok = kmeans_prototypes(embs[labels == "ok"], prototypes_per_class, seed)
     failure = kmeans_prototypes(embs[labels == "failure"], prototypes_per_class, seed)
-    np.savez_compressed(out / PROTOTYPES_FILE, ok=ok, failure=failure)
+    sess = session(int8, threads=2)
+
+    def embed(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        e, p = sess.run(None, {"image": to_input(rgb, size)[np.newaxis]})
+        return e[0], p[0]
+
+    head_w, head_b = fit_heads(samples, embed, net.grid, seed)
+    np.savez_compressed(out / PROTOTYPES_FILE, ok=ok, failure=failure, head_w=head_w, head_b=head_b)
     variants = [
         ({"file": INT8_FILE, "format": "onnx", "precision": "int8"}, bench(int8, size)),
         ({"file": FP32_FILE, "format": "onnx", "precision": "fp32"}, bench(fp32, size)),
@@ -93,7 +113,7 @@ def write_bundle(
             bench_tflite(out / TFLITE_FP32_FILE, size),
         ),
     ]
-    variants.sort(key=lambda pair: pair[1])  # fastest first, as measured here on one core
+    variants = order_variants(variants)
     latency = {f"{v['format']}/{v['precision']}": round(ms, 2) for v, ms in variants}
     if not ship_tflite_fp32:
         variants = [(v, ms) for v, ms in variants if v["file"] != TFLITE_FP32_FILE]
