@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from appliance.detector.scoring import KEYS
+from appliance.training.data import box_cells
 from appliance.training.tune import choose_band, rates, search
 
 
@@ -24,10 +25,7 @@ def test_fit_logistic_separates_two_directions() -> None:
 
 
 def test_covered_cells_marks_the_cells_a_box_overlaps() -> None:
-    pytest.importorskip("torch")
-    from appliance.training.heads import _covered_cells
-
-    cells = _covered_cells((0.0, 0.5, 0.3, 1.0), (4, 5)).reshape(4, 5)
+    cells = box_cells((0.0, 0.5, 0.3, 1.0), (4, 5), touching=True).reshape(4, 5)
     assert cells[2:, :2].all() and cells.sum() == 4
 
 

@@ -98,6 +98,43 @@ def crop_box(rgb: np.ndarray, box: tuple[float, float, float, float], pad: float
     return rgb[y0:y1, x0:x1]
 
 
+def failure_crops(samples: list[Sample]) -> list[np.ndarray]:
+    """Crops of the failure regions (up to 2 YOLO boxes per photo; the central 70 % of a 22yeets22 failure
+    photo, which has no boxes), at least 24 px on each side, in sample order: what gets pasted into
+    fixed-camera frames as synthetic failures."""
+    crops = []
+    for s in samples:
+        if s.label != "failure":
+            continue
+        boxes = failure_boxes(s)
+        if boxes or s.source == "web_22yeets22":
+            rgb = load_rgb(s.path)
+            for box in boxes[:2] or [(0.15, 0.15, 0.85, 0.85)]:
+                crop = crop_box(rgb, box)
+                if min(crop.shape[:2]) >= 24:
+                    crops.append(crop)
+    return crops
+
+
+def box_cells(
+    box: tuple[float, float, float, float], grid: tuple[int, int], touching: bool = False
+) -> np.ndarray:
+    """Which cells (row-major, 1.0 / 0.0) of a ``grid`` (rows, cols) a normalised box (x0, y0, x1, y1) covers:
+    cells whose centre lies inside it, or with ``touching`` every cell it overlaps. Training's patch loss
+    uses centres; the cell failure head (``heads.py``) uses overlaps."""
+    rows, cols = grid
+    x0, y0, x1, y1 = box
+    if touching:
+        cells = np.zeros((rows, cols), np.float32)
+        cells[
+            int(y0 * rows) : max(int(np.ceil(y1 * rows)), 1), int(x0 * cols) : max(int(np.ceil(x1 * cols)), 1)
+        ] = 1
+        return cells.ravel()
+    ys, xs = np.mgrid[0:rows, 0:cols]
+    cx, cy = (xs + 0.5) / cols, (ys + 0.5) / rows
+    return ((cx >= x0) & (cx <= x1) & (cy >= y0) & (cy <= y1)).astype(np.float32).ravel()
+
+
 def paste_failure(
     frame: np.ndarray, patch: np.ndarray, rng: np.random.Generator, scale: tuple[float, float] = (0.25, 0.5)
 ) -> tuple[np.ndarray, tuple[float, float, float, float]]:

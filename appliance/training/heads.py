@@ -22,63 +22,40 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from appliance.training.data import Sample, crop_box, failure_boxes, load_rgb, paste_failure
+from appliance.training.data import Sample, box_cells, failure_crops, load_rgb, paste_failure
 
 logger = logging.getLogger(__name__)
 
 Embed = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # RGB frame -> (embedding, patches)
 
 
-def _failure_crops(samples: list[Sample]) -> list[np.ndarray]:
-    crops = []
-    for s in samples:
-        if s.label != "failure":
-            continue
-        boxes = failure_boxes(s) or ([(0.15, 0.15, 0.85, 0.85)] if s.source == "web_22yeets22" else [])
-        if boxes:
-            rgb = load_rgb(s.path)
-            crops += [c for c in (crop_box(rgb, b) for b in boxes[:2]) if min(c.shape[:2]) >= 24]
-    return crops
-
-
-def _covered_cells(box: tuple[float, float, float, float], grid: tuple[int, int]) -> np.ndarray:
-    """1 for each grid cell (row-major) that the normalised box (x0, y0, x1, y1) overlaps."""
-    rows, cols = grid
-    x0, y0, x1, y1 = box
-    cells = np.zeros((rows, cols), np.float32)
-    r0, r1 = int(y0 * rows), max(int(np.ceil(y1 * rows)), 1)
-    c0, c1 = int(x0 * cols), max(int(np.ceil(x1 * cols)), 1)
-    cells[r0:r1, c0:c1] = 1
-    return cells.ravel()
-
-
 def head_training_set(
-    samples: list[Sample], embed: Embed, grid: tuple[int, int], seed: int, pastes: int = 600
+    labelled: list[Sample],
+    embeddings: np.ndarray,
+    patches: np.ndarray,
+    embed: Embed,
+    grid: tuple[int, int],
+    seed: int,
+    pastes: int = 600,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(global X, global y, cell X, cell y) from the labelled samples plus ``pastes`` synthetic failures."""
+    """(global X, global y, cell X, cell y): the ``labelled`` samples (ok/failure) with their embeddings
+    (N, D) and patch embeddings (N, P, D), plus ``pastes`` synthetic failures that ``embed`` embeds."""
     rng = np.random.default_rng(seed)
-    g_x, g_y, c_x, c_y, camera = [], [], [], [], []
-    for s in samples:
-        if s.label not in ("ok", "failure"):
-            continue
-        rgb = load_rgb(s.path)
-        emb, patches = embed(rgb)
-        g_x.append(emb)
-        g_y.append(float(s.label == "failure"))
-        if s.source == "bedcam_p1" and s.label == "ok":
-            camera.append(rgb)
-            c_x.append(patches)
-            c_y.append(np.zeros(len(patches), np.float32))
-    crops = _failure_crops(samples)
+    g_x, g_y = list(embeddings), [float(s.label == "failure") for s in labelled]
+    normal_camera = [i for i, s in enumerate(labelled) if s.source == "bedcam_p1" and s.label == "ok"]
+    c_x = [patches[i] for i in normal_camera]
+    c_y = [np.zeros(patches.shape[1], np.float32) for _ in normal_camera]
+    camera = [load_rgb(labelled[i].path) for i in normal_camera]
+    crops = failure_crops(labelled)
     if camera and crops:
         for _ in range(pastes):
             frame = camera[int(rng.integers(len(camera)))]
             pasted, box = paste_failure(frame, crops[int(rng.integers(len(crops)))], rng)
-            emb, patches = embed(pasted)
+            emb, cells = embed(pasted)
             g_x.append(emb)
             g_y.append(1.0)
-            c_x.append(patches)
-            c_y.append(_covered_cells(box, grid))
+            c_x.append(cells)
+            c_y.append(box_cells(box, grid, touching=True))
     return np.stack(g_x), np.array(g_y, np.float32), np.concatenate(c_x), np.concatenate(c_y)
 
 
@@ -102,10 +79,16 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> tuple[np.nda
 
 
 def fit_heads(
-    samples: list[Sample], embed: Embed, grid: tuple[int, int], seed: int
+    labelled: list[Sample],
+    embeddings: np.ndarray,
+    patches: np.ndarray,
+    embed: Embed,
+    grid: tuple[int, int],
+    seed: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``head_w`` (2, D) and ``head_b`` (2,): the global and the per-cell failure heads."""
-    g_x, g_y, c_x, c_y = head_training_set(samples, embed, grid, seed)
+    """``head_w`` (2, D) and ``head_b`` (2,): the global and the per-cell failure heads (arguments as for
+    :func:`head_training_set`)."""
+    g_x, g_y, c_x, c_y = head_training_set(labelled, embeddings, patches, embed, grid, seed)
     (wg, bg), (wc, bc) = fit_logistic(g_x, g_y), fit_logistic(c_x, c_y)
     for name, (x, y, w, b) in {"global": (g_x, g_y, wg, bg), "cell": (c_x, c_y, wc, bc)}.items():
         accuracy = float(((x @ w + b > 0) == (y > 0.5)).mean())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +27,25 @@ TFLITE_INT8_FILE = "layerwatch-int8.tflite"
 PROTOTYPES_FILE = "layerwatch.prototypes.npz"
 
 
+def embedder(
+    model: Path, input_size: tuple[int, int]
+) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """RGB frame -> (embedding (D,), patches (P, D)) through an exported ONNX model (2 threads)."""
+    sess = session(model, threads=2)
+
+    def embed(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        e, p = sess.run(None, {"image": to_input(rgb, input_size)[np.newaxis]})
+        return e[0], p[0]
+
+    return embed
+
+
 def embed_files(
     model: Path, samples: list[Sample], input_size: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """(embeddings (N, D), patches (N, P, D)) of ``samples`` through an exported model."""
-    sess = session(model, threads=2)
-    embs, patches = [], []
-    for sample in samples:
-        e, p = sess.run(None, {"image": to_input(load_rgb(sample.path), input_size)[np.newaxis]})
-        embs.append(e[0])
-        patches.append(p[0])
+    embed = embedder(model, input_size)
+    embs, patches = zip(*(embed(load_rgb(sample.path)) for sample in samples), strict=True)
     return np.stack(embs), np.stack(patches)
 
 
@@ -89,17 +99,11 @@ def write_bundle(
     export_tflite(net, out / TFLITE_FP32_FILE)
     quantize_tflite(out / TFLITE_FP32_FILE, out / TFLITE_INT8_FILE, frames)
     labelled = [s for s in samples if s.label in ("ok", "failure")]
-    embs, _ = embed_files(int8, labelled, size)
+    embs, patches = embed_files(int8, labelled, size)
     labels = np.array([s.label for s in labelled])
     ok = kmeans_prototypes(embs[labels == "ok"], prototypes_per_class, seed)
     failure = kmeans_prototypes(embs[labels == "failure"], prototypes_per_class, seed)
-    sess = session(int8, threads=2)
-
-    def embed(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        e, p = sess.run(None, {"image": to_input(rgb, size)[np.newaxis]})
-        return e[0], p[0]
-
-    head_w, head_b = fit_heads(samples, embed, net.grid, seed)
+    head_w, head_b = fit_heads(labelled, embs, patches, embedder(int8, size), net.grid, seed)
     np.savez_compressed(out / PROTOTYPES_FILE, ok=ok, failure=failure, head_w=head_w, head_b=head_b)
     variants = [
         ({"file": INT8_FILE, "format": "onnx", "precision": "int8"}, bench(int8, size)),

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from appliance.training.backbone import EmbeddingNet
-from appliance.training.data import Sample, crop_box, failure_boxes, load_rgb, paste_failure
+from appliance.training.data import Sample, box_cells, failure_crops, load_rgb, paste_failure
 
 logger = logging.getLogger(__name__)
 
@@ -68,18 +68,12 @@ class EpisodeSampler:
         self.camera = [small(s) for s in samples if s.source == "bedcam_p1" and s.label == "ok"]
         self.web_ok = [small(s) for s in samples if s.source.startswith("web_") and s.label == "ok"]
         self.web_fail = [small(s) for s in samples if s.source.startswith("web_") and s.label == "failure"]
-        self.crops = []
-        for s in samples:
-            if s.label != "failure":
-                continue
-            boxes = failure_boxes(s)
-            if boxes or s.source == "web_22yeets22":
-                rgb = load_rgb(s.path)
-                for box in boxes[:2] or [(0.15, 0.15, 0.85, 0.85)]:
-                    crop = crop_box(rgb, box)
-                    if min(crop.shape[:2]) >= 24:
-                        f = 160 / max(crop.shape[:2])
-                        self.crops.append(cv2.resize(crop, None, fx=f, fy=f, interpolation=cv2.INTER_AREA))
+        self.crops = [
+            cv2.resize(
+                c, None, fx=160 / max(c.shape[:2]), fy=160 / max(c.shape[:2]), interpolation=cv2.INTER_AREA
+            )
+            for c in failure_crops(samples)
+        ]
         logger.info(
             "episodes from %d camera frames, %d web ok, %d web failures, %d failure crops",
             len(self.camera), len(self.web_ok), len(self.web_fail), len(self.crops),
@@ -95,16 +89,14 @@ class EpisodeSampler:
         for frame in self._pick(self.camera, 2 * n):
             label = len(images) >= n
             view = augment(frame, self.size, self.rng)
-            mask = np.zeros((rows, cols), np.float32)
+            mask = np.zeros(rows * cols, np.float32)
             if label:
                 crop = augment(self._pick(self.crops, 1)[0], (96, 96), self.rng)
-                view, (x0, y0, x1, y1) = paste_failure(view, crop, self.rng)
-                ys, xs = np.mgrid[0:rows, 0:cols]
-                cx, cy = (xs + 0.5) / cols, (ys + 0.5) / rows
-                mask = ((cx >= x0) & (cx <= x1) & (cy >= y0) & (cy <= y1)).astype(np.float32)
+                view, box = paste_failure(view, crop, self.rng)
+                mask = box_cells(box, (rows, cols))
             images.append(view)
             labels.append(int(label))
-            masks.append(mask.reshape(-1))
+            masks.append(mask)
         return np.stack(images), np.array(labels), np.stack(masks)
 
     def web_episode(self, n: int) -> tuple[np.ndarray, np.ndarray]:

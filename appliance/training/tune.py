@@ -9,7 +9,7 @@ mean, and the cross-print camera (a new print after calibration) is in the objec
 
 Why several dev models: the shipped model is trained on all the data and gets the table chosen on the
 dev models. A table tuned on one dev model fitted that model's geometry and did not carry over to a model
-trained with another seed (measured: cross-print false alarms 4 % -> 37 %); tuned on two seeds at once it
+trained with another seed (measured: cross-print false alarms 3 % -> 31 %); tuned on two seeds at once it
 held on both. The band is the widest one that sends at most ``max_uncertain`` of the frames to the judge.
 """
 
@@ -155,8 +155,3 @@ def tune_bundles(
         data["scoring"], data["threshold"], data["uncertain_band"] = scoring, 0.5, band
         manifest_json.write_text(json.dumps(data, indent=2) + "\n")
     return scoring | {"uncertain_band": band}
-
-
-def tune_bundle(manifest_json: Path, csv_files: list[Path], **kwargs: Any) -> dict[str, Any]:
-    """:func:`tune_bundles` for one dev model."""
-    return tune_bundles([manifest_json], csv_files, **kwargs)
