@@ -9,6 +9,10 @@ Counting: a ``failure`` verdict is a positive, ``ok`` a negative; an ``uncertain
 which side of the threshold its score is on (what the device decides alone) and also reported in
 ``uncertain_rate``; ``f1_if_uncertain_resolved`` counts uncertain frames as correct, as a perfect cloud
 judge would make them.
+
+Forgiving where it cannot change a figure: a byte-order mark, header case and spaces, blank lines and the
+labels ``good``/``normal``/``pass`` and ``fail``/``failed`` are accepted; an image that is missing or cannot
+be decoded is logged and counted as ``skipped`` (per camera and overall) instead of ending the run.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 LABELS = ("ok", "failure")
 ROLES = ("calibrate", "test")
+# spellings other tools write for the same two labels (matched case-insensitively)
+LABEL_ALIASES = {"good": "ok", "normal": "ok", "pass": "ok", "fail": "failure", "failed": "failure"}
 
 
 class EvalManifestError(LayerwatchError):
@@ -121,20 +127,26 @@ def _f1(tp: int, fp: int, fn: int) -> float | None:
 def read_eval_manifest(manifest: pathlib.Path) -> list[EvalRow]:
     """Parse and check the CSV; paths are resolved against the CSV's folder."""
     try:
-        with open(manifest, newline="") as fh:
-            reader = csv.DictReader(fh)
-            missing = {"path", "label", "camera", "role"} - set(reader.fieldnames or [])
+        # utf-8-sig: a spreadsheet's byte-order mark must not hide the first column's name
+        with open(manifest, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = [name.strip().lower() for name in next(reader, [])]
+            missing = {"path", "label", "camera", "role"} - set(header)
             if missing:
                 raise EvalManifestError(f"{manifest}: missing columns {sorted(missing)}")
-            raw = list(reader)
-    except OSError as exc:
+            raw = [dict(zip(header, line, strict=False)) for line in reader if any(c.strip() for c in line)]
+    except (OSError, UnicodeDecodeError) as exc:
         raise EvalManifestError(f"{manifest}: cannot read: {exc}") from exc
     rows = []
     for n, item in enumerate(raw, start=2):
-        label, role = item["label"].strip().lower(), item["role"].strip().lower()
-        if label not in LABELS or role not in ROLES:
-            raise EvalManifestError(f"{manifest}:{n}: label must be ok/failure and role calibrate/test")
-        rows.append(EvalRow(manifest.parent / item["path"].strip(), label, item["camera"].strip(), role))
+        label = (item.get("label") or "").strip().lower()
+        label, role = LABEL_ALIASES.get(label, label), (item.get("role") or "").strip().lower()
+        path = (item.get("path") or "").strip()
+        if label not in LABELS or role not in ROLES or not path:
+            raise EvalManifestError(
+                f"{manifest}:{n}: needs a path, label ok/failure and role calibrate/test, got {item}"
+            )
+        rows.append(EvalRow(manifest.parent / path, label, (item.get("camera") or "").strip(), role))
     if not any(r.role == "test" for r in rows):
         raise EvalManifestError(f"{manifest}: no test rows")
     return rows
@@ -147,6 +159,16 @@ def _read(path: pathlib.Path) -> np.ndarray:
     return image
 
 
+def _read_or_skip(path: pathlib.Path) -> np.ndarray | None:
+    """The image, or None (logged) if it is missing or not an image: one bad file must not void a run of
+    thousands; the count is reported as ``skipped``."""
+    try:
+        return _read(path)
+    except EvalManifestError as exc:
+        logger.warning("skipped: %s", exc)
+        return None
+
+
 def run_eval(manifest: pathlib.Path, model: pathlib.Path | None) -> dict[str, Any]:
     """Calibrate and score every camera of ``manifest`` with the appliance's own code; return the metrics."""
     rows = read_eval_manifest(manifest)
@@ -157,11 +179,15 @@ def run_eval(manifest: pathlib.Path, model: pathlib.Path | None) -> dict[str, An
     overall = Tally()
     cameras: dict[str, Any] = {}
     start = time.monotonic()
+    skipped_total = 0
     for camera, camera_rows in sorted(by_camera.items()):
-        ok_frames = [_read(r.path) for r in camera_rows if r.role == "calibrate" and r.label == "ok"]
-        failure_frames = [
-            _read(r.path) for r in camera_rows if r.role == "calibrate" and r.label == "failure"
-        ]
+        calibrate = {
+            label: [_read_or_skip(r.path) for r in camera_rows if r.role == "calibrate" and r.label == label]
+            for label in LABELS
+        }
+        skipped = sum(image is None for images in calibrate.values() for image in images)
+        ok_frames = [image for image in calibrate["ok"] if image is not None]
+        failure_frames = [image for image in calibrate["failure"] if image is not None]
         if ok_frames:
             detector.set_calibration(build_calibration(detector, camera, ok_frames, failure_frames))
         else:
@@ -171,7 +197,11 @@ def run_eval(manifest: pathlib.Path, model: pathlib.Path | None) -> dict[str, An
         for row in camera_rows:
             if row.role != "test":
                 continue
-            detection = detector.analyse(_read(row.path))
+            image = _read_or_skip(row.path)
+            if image is None:
+                skipped += 1
+                continue
+            detection = detector.analyse(image)
             tally.add(row.label, detection.verdict, detection.score, detector.threshold, detection.latency_ms)
         result = tally.as_dict()
         result.update(
@@ -179,7 +209,9 @@ def run_eval(manifest: pathlib.Path, model: pathlib.Path | None) -> dict[str, An
             calibration_failure=len(failure_frames),
             threshold=detector.threshold,
             uncertain_band=detector.band,
+            skipped=skipped,
         )
+        skipped_total += skipped
         cameras[camera] = result
         overall.merge(tally)
     detector.set_calibration(None)
@@ -188,7 +220,7 @@ def run_eval(manifest: pathlib.Path, model: pathlib.Path | None) -> dict[str, An
         "model": detector.bundle.name,
         "backend": detector.backend_name,
         "input_size": list(detector.input_size),
-        "overall": overall.as_dict(),
+        "overall": overall.as_dict() | {"skipped": skipped_total},
         "cameras": cameras,
         "seconds": round(time.monotonic() - start, 1),
     }

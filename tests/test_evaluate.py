@@ -91,3 +91,22 @@ def test_bad_manifests_are_refused(tmp_path: Path) -> None:
     bad.write_text("path,label\na.png,ok\n")
     with pytest.raises(EvalManifestError):
         read_eval_manifest(bad)
+
+
+def test_spreadsheet_quirks_are_read_and_unreadable_images_skipped(manifest: Path, tmp_path: Path) -> None:
+    """A BOM, upper-case headers, alias labels and a blank line parse; a missing and a corrupt image are
+    counted as skipped, and every readable row is still scored."""
+    lines = manifest.read_text().splitlines()[1:]
+    folder = manifest.parent
+    (folder / "img" / "corrupt.png").write_bytes(b"not an image")
+    extra = ["img/missing.png,ok,cam_a,test", "img/corrupt.png,failed,cam_a,calibrate", ""]
+    body = [line.replace(",failure,", ",fail,").replace(",ok,", ",Good,") for line in lines]
+    quirky = folder / "quirky.csv"
+    quirky.write_text("\ufeffPath, Label ,CAMERA,role\n" + "\n".join(body + extra) + "\n", encoding="utf-8")
+    rows = read_eval_manifest(quirky)
+    assert {r.label for r in rows} == {"ok", "failure"}
+    result = run_eval(quirky, None)
+    assert result["cameras"]["cam_a"]["skipped"] == 2 and result["overall"]["skipped"] == 2
+    assert result["cameras"]["cam_a"]["calibration_failure"] == 1
+    overall = result["overall"]
+    assert overall["tp"] + overall["fp"] + overall["tn"] + overall["fn"] == 12
