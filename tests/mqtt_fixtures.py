@@ -95,15 +95,30 @@ class Subscriber:
     def __post_init__(self) -> None:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-sub-{time.time_ns()}")
         self.client.on_message = self._on_message
+        self._acked: set[int] = set()
+        self._acked_changed = threading.Condition()
+        self.client.on_subscribe = self._on_subscribe
         self.client.connect("127.0.0.1", self.port)
         self.client.loop_start()
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: object, mid: int, codes: object, props: object
+    ) -> None:
+        with self._acked_changed:
+            self._acked.add(mid)
+            self._acked_changed.notify_all()
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         with self.lock:
             self.messages.append((message.topic, message.payload, bool(message.retain)))
 
-    def subscribe(self, topic: str) -> None:
-        self.client.subscribe(topic, qos=1)
+    def subscribe(self, topic: str, timeout: float = 10.0) -> None:
+        """Subscribe and return once the broker has acknowledged it (a message published after this call
+        is delivered; a fixed sleep lost that race on a loaded machine)."""
+        _, mid = self.client.subscribe(topic, qos=1)
+        with self._acked_changed:
+            if not self._acked_changed.wait_for(lambda: mid in self._acked, timeout):
+                raise AssertionError(f"no SUBACK for {topic} within {timeout} s")
 
     def wait_for(self, topic: str, predicate=lambda payload: True, timeout: float = 15.0) -> bytes:
         deadline = time.monotonic() + timeout

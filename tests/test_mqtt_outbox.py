@@ -37,6 +37,9 @@ class PersistentSubscriber:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="outbox-test", clean_session=False)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, r, p: c.subscribe(topic, qos=1)
+        # set once the broker has acknowledged the subscription: only then does its session queue messages
+        self.subscribed = threading.Event()
+        self.client.on_subscribe = lambda c, u, mid, codes, p: self.subscribed.set()
         self.client.reconnect_delay_set(0.2, 1)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
@@ -71,7 +74,7 @@ def test_alert_raised_while_the_broker_is_down_arrives_once(tmp_path: Path, mosq
     sink.start()
     try:
         assert sink.publisher.connected.wait(10)
-        time.sleep(0.3)  # the listener's subscription is in place
+        assert listener.subscribed.wait(10)  # a fixed sleep here lost the race on a loaded machine
         mosquitto.stop()
         _wait(lambda: not sink.publisher.connected.is_set(), 5)
         alert, result, jpeg = synthetic_alert()
