@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: lint, type-check and the whole test suite (real mosquitto, RTSP and HTTP
-# servers on 127.0.0.1). Expects the dev install: pip install -e '.[dev,litert]' plus the Debian
-# packages that .ci/run installs.
+# servers on 127.0.0.1). Expects the dev install: pip install -e '.[dev,litert,systemd,cloud,train]'
+# plus the Debian packages that .ci/run installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python}

@@ -131,6 +131,27 @@ def test_failure_heads_give_absolute_evidence_and_drive_the_heatmap(space: dict[
     assert flat[:2].min() > flat[2:].max()  # the heatmap follows the cell head
 
 
+def test_skipping_the_cell_anomaly_leaves_scores_and_heatmaps_unchanged(space: dict[str, np.ndarray]) -> None:
+    """With a cell head and no weight on ``anomaly``/``failure_patch`` the score skips the per-cell anomaly;
+    what it returns is the same as with every evidence computed."""
+    params = ScoringParams.from_manifest({"scale": 2.0, "w_global": 0.5, "w_head_cell": 1.0, "top_k": 1})
+    scorer = PrototypeScorer(
+        space["ok"], space["failure"], params, space["ok_patches"], GRID, heads=_heads(space)
+    )
+    assert not scorer._needs_cells()
+    frames = [_frame(space, n) for n in (0, 2, P)]
+    fast = [scorer.score(*frame, GRID) for frame in frames]
+    scorer._needs_cells = lambda: True  # type: ignore[method-assign]
+    full = [scorer.score(*frame, GRID) for frame in frames]
+    for (s1, h1), (s2, h2) in zip(fast, full, strict=True):
+        assert s1 == s2 and np.array_equal(h1, h2)
+    weighted = PrototypeScorer(
+        space["ok"], space["failure"], ScoringParams.from_manifest(PARAMS), space["ok_patches"], GRID,
+        heads=_heads(space),
+    )  # fmt: skip
+    assert weighted._needs_cells()  # failure_patch is weighted: the cells are computed
+
+
 def test_heads_come_from_the_bundle_prototypes_and_old_bundles_work_without(
     space: dict[str, np.ndarray],
 ) -> None:

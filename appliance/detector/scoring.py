@@ -194,16 +194,29 @@ class PrototypeScorer:
         k = max(1, min(self.params.top_k, len(cells)))
         return float(np.sort(cells)[-k:].mean())
 
-    def components(self, embedding: np.ndarray, patches: np.ndarray, grid: tuple[int, int]) -> dict[str, Any]:
-        """The evidence for one frame (``KEYS``, plus the per-cell arrays behind the heatmap)."""
+    def _needs_cells(self) -> bool:
+        """Whether a score needs the per-cell anomaly (the costly part of scoring a frame): only when the
+        table weights ``anomaly`` or ``failure_patch``, or when there is no cell head to draw the heatmap."""
+        p = self.params
+        return self.heads is None or bool(p.w_anomaly) or bool(p.w_failure_patch)
+
+    def components(
+        self, embedding: np.ndarray, patches: np.ndarray, grid: tuple[int, int], cells_needed: bool = True
+    ) -> dict[str, Any]:
+        """The evidence for one frame (``KEYS``, plus the per-cell arrays behind the heatmap).
+        ``cells_needed=False`` skips the per-cell anomaly: ``anomaly`` and ``failure_patch`` are then 0 and
+        ``cells`` zeros (for scoring with a table that does not weight them)."""
         if self.normal_patches is not None and self._grid != grid:
             self._build_bank(grid)
         d_norm = float(nearest_distance(embedding[np.newaxis], self.normal)[0])
         d_fail = float(nearest_distance(embedding[np.newaxis], self.failure)[0])
-        cells = (
-            self._anomaly_cells(patches) if self._bank is not None else nearest_distance(patches, self.normal)
-        )
-        fail_cells = cells - (nearest_distance(patches, self.failure) - self.fail_cell_offset)
+        cells = fail_cells = np.zeros(len(patches), np.float32)
+        if cells_needed:
+            if self._bank is not None:
+                cells = self._anomaly_cells(patches)
+            else:
+                cells = nearest_distance(patches, self.normal)
+            fail_cells = cells - (nearest_distance(patches, self.failure) - self.fail_cell_offset)
         camera, camera_likeness, camera_match = 0.0, 0.0, False
         if self.camera_failures:
             d_cam = float(nearest_distance(embedding[np.newaxis], self.failure[: self.camera_failures])[0])
@@ -237,7 +250,7 @@ class PrototypeScorer:
     def score(
         self, embedding: np.ndarray, patches: np.ndarray, grid: tuple[int, int]
     ) -> tuple[float, np.ndarray]:
-        parts = self.components(embedding, patches, grid)
+        parts = self.components(embedding, patches, grid, cells_needed=self._needs_cells())
         score = float(_sigmoid(self.params.scale * self.raw(parts)))
         if parts["camera_match"]:
             score = max(score, self.params.match_score)
