@@ -64,6 +64,7 @@ def test_run_eval_reports_every_metric_per_camera_and_overall(manifest: Path) ->
         assert cam["tp"] + cam["fn"] == 3 and cam["tn"] + cam["fp"] == 3
         assert cam["calibration_ok"] == 3 and cam["calibration_failure"] == 1
         assert cam["latency_ms_mean"] > 0
+        assert cam["threshold_shift"] >= 0.0 and 0 <= cam["calibration_alarms"] <= 3  # the calibration guard
     overall = result["overall"]
     assert overall["tp"] + overall["fp"] + overall["tn"] + overall["fn"] == 12
     assert result["backend"].startswith(("onnxruntime", "litert"))

@@ -183,3 +183,82 @@ def test_a_frame_matching_the_cameras_own_failure_example_is_a_failure(space: di
     never = ScoringParams.from_manifest({"w_global": 0.0, "bias": 10.0, "match_similarity": 1.01})
     strict = PrototypeScorer(space["ok"], failure, never, space["ok_patches"], GRID, camera_failures=1)
     assert strict.score(*frame, GRID)[0] < 0.5
+
+
+def _camera_with_cables(
+    space: dict[str, np.ndarray], cabled: int, n: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` calibration frames of a camera; in ``cabled`` of them cell 0 shows something the failure head
+    half-reads as failure (a cable: cosine ~0.6 to the failure direction, head logit ~ +1)."""
+    rng = space["rng"]
+    patches = _unit(space["normal_dir"] + 0.1 * rng.normal(size=(n, P, D)))  # type: ignore[attr-defined]
+    cable = space["normal_dir"] + 0.8 * space["failure_dir"]
+    patches[:cabled, 0] = _unit(cable + 0.02 * rng.normal(size=(cabled, D)))  # type: ignore[attr-defined]
+    return _unit(patches.mean(axis=1)), patches
+
+
+def test_calibration_guard_raises_the_threshold_over_the_cameras_normal_look(
+    space: dict[str, np.ndarray],
+) -> None:
+    """A camera whose every normal frame reads as a failure to the heads: the guard lifts its threshold so its
+    normal frames stop alarming, and a real failure still alarms."""
+    params = ScoringParams.from_manifest({"scale": 4.0, "w_global": 0.0, "w_head_cell": 1.0, "top_k": 1})
+    ok, ok_patches = _camera_with_cables(space, cabled=10)
+    scorer = PrototypeScorer(ok, space["failure"], params, ok_patches, GRID, heads=_heads(space))
+    assert scorer.calibration_alarms == 10 and scorer.threshold_shift > 0.5
+    calibration_scores = sorted(scorer.score(e, p, GRID)[0] for e, p in zip(ok, ok_patches, strict=True))
+    assert calibration_scores[-3] < 0.5 <= calibration_scores[-2] + 1e-6  # the floor frame sits on the line
+    new_ok, new_patches = _camera_with_cables(space, cabled=20, n=20)  # more frames of the same look
+    alarms = sum(scorer.score(e, p, GRID)[0] >= 0.5 for e, p in zip(new_ok, new_patches, strict=True))
+    assert alarms < 10  # a floor from 10 frames: its estimate of the look's upper tail is rough
+    assert scorer.score(*_frame(space, 2), GRID)[0] > 0.9  # spaghetti reads far above the cables
+    off = ScoringParams.from_manifest({**vars(params), "guard_outliers_per": 0})
+    unguarded = PrototypeScorer(ok, space["failure"], off, ok_patches, GRID, heads=_heads(space))
+    assert unguarded.threshold_shift == 0.0
+    assert sum(unguarded.score(e, p, GRID)[0] >= 0.5 for e, p in zip(new_ok, new_patches, strict=True)) >= 18
+
+
+def test_calibration_guard_ignores_one_odd_frame_in_ten_and_never_lowers(
+    space: dict[str, np.ndarray],
+) -> None:
+    params = ScoringParams.from_manifest({"scale": 4.0, "w_global": 0.0, "w_head_cell": 1.0, "top_k": 1})
+    ok, ok_patches = _camera_with_cables(space, cabled=1)  # a hand in view in one frame of ten
+    scorer = PrototypeScorer(ok, space["failure"], params, ok_patches, GRID, heads=_heads(space))
+    assert scorer.calibration_alarms == 1 and scorer.threshold_shift == 0.0
+    clean, clean_patches = _camera_with_cables(space, cabled=0)
+    tidy = PrototypeScorer(clean, space["failure"], params, clean_patches, GRID, heads=_heads(space))
+    assert tidy.calibration_alarms == 0 and tidy.threshold_shift == 0.0  # far below: the threshold stays
+
+
+def test_each_scoring_table_may_carry_its_own_band(space: dict[str, np.ndarray]) -> None:
+    bundle = SimpleNamespace(
+        scoring={**PARAMS, "uncertain_band": 0.04, "with_failures": {"uncertain_band": 0.07}},
+        prototypes={"ok": space["ok"][:2], "failure": space["failure"]},
+        patch_grid=GRID,
+        threshold=0.5,
+        uncertain_band=0.1,
+    )
+    assert scorer_from_calibration(bundle, None, None, None).uncertain_band == 0.1
+    assert scorer_from_calibration(bundle, space["ok"], None, space["ok_patches"]).uncertain_band == 0.04
+    with_failures = scorer_from_calibration(bundle, space["ok"], space["failure"][:1], space["ok_patches"])
+    assert with_failures.uncertain_band == 0.07
+
+
+def test_an_uncalibrated_camera_gets_the_normal_only_table_when_it_reads_no_calibration(
+    space: dict[str, np.ndarray],
+) -> None:
+    absolute = {"scale": 2.0, "w_global": 0.0, "w_head_cell": 1.0, "w_likeness": 0.5, "bias": 0.5, "top_k": 1}
+    w, b = _heads(space)
+    prototypes = {"ok": space["ok"][:2], "failure": space["failure"], "head_w": w, "head_b": b}
+    common = {"prototypes": prototypes, "patch_grid": GRID, "threshold": 0.5, "uncertain_band": 0.1}
+    bundle = SimpleNamespace(scoring=absolute, **common)
+    generic = scorer_from_calibration(bundle, None, None, None)
+    assert generic.params == ScoringParams.from_manifest(absolute)
+    calibrated = scorer_from_calibration(bundle, space["ok"], None, space["ok_patches"])
+    assert calibrated.threshold_shift == 0.0
+    for frame in (_frame(space, 0), _frame(space, 2)):  # the same score with or without a calibration
+        assert generic.score(*frame, GRID)[0] == calibrated.score(*frame, GRID)[0]
+    relative = SimpleNamespace(scoring=PARAMS, **common)  # the table needs a calibration: nearest prototype
+    assert scorer_from_calibration(relative, None, None, None).params.w_global == 1.0
+    told = SimpleNamespace(scoring={**absolute, "uncalibrated": {"bias": 0.1}}, **common)  # the manifest says
+    assert scorer_from_calibration(told, None, None, None).params.bias == 0.1

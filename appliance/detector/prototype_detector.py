@@ -177,6 +177,12 @@ class PrototypeDetector(Detector):
             calibration.failure if calibration is not None else None,
             calibration.ok_patches if calibration is not None else None,
         )
+        if calibration is not None and getattr(scorer, "threshold_shift", 0.0) > 0:
+            logger.warning(
+                "camera %s: %d of %d calibration frames read as failures to the model; its threshold is "
+                "raised by %.3f so they do not alarm (check them, or calibrate on more typical frames)",
+                calibration.camera, scorer.calibration_alarms, len(calibration.ok), scorer.threshold_shift,
+            )  # fmt: skip
         # a scorer may derive its own threshold/band from the calibration set; config overrides both
         threshold = self._threshold_override
         if threshold is None:

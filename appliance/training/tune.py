@@ -10,7 +10,8 @@ mean, and the cross-print camera (a new print after calibration) is in the objec
 Why several dev models: the shipped model is trained on all the data and gets the table chosen on the
 dev models. A table tuned on one dev model fitted that model's geometry and did not carry over to a model
 trained with another seed (measured: cross-print false alarms 3 % -> 31 %); tuned on two seeds at once it
-held on both. The band is the widest one that sends at most ``max_uncertain`` of the frames to the judge.
+held on both. Each table gets its own band (the two tables' scores spread differently): the widest one
+that sends at most ``max_uncertain`` of that protocol's dev frames to the judge.
 """
 
 from __future__ import annotations
@@ -137,7 +138,6 @@ def tune_bundles(
     (dev models) at once; write it, the threshold 0.5 and the band into every manifest."""
     groups = [g for m in manifests for g in evidence(m, csv_files) if g["camera"] in cameras]
     tables: dict[bool, dict[str, float]] = {}
-    scores = []
     for with_failures, keys in ((False, NORMAL_ONLY_KEYS), (True, WITH_FAILURES_KEYS)):
         subset = [g for g in groups if g["with_failures"] == with_failures]
         if not subset:
@@ -145,9 +145,11 @@ def tune_bundles(
         params = search(subset, keys, max_false_alarm, penalty)
         raw = np.concatenate(_raw(subset, params))
         params["scale"] = 2.0 / (float(np.std(raw)) or 1.0)  # sigmoid(scale * raw) spreads over [0, 1]
+        scores = 1.0 / (1.0 + np.exp(-np.clip(params["scale"] * raw, -60, 60)))
+        params["uncertain_band"] = choose_band(scores, max_uncertain)
         tables[with_failures] = {k: round(v, 4) for k, v in params.items()}
-        scores.append(1.0 / (1.0 + np.exp(-np.clip(params["scale"] * raw, -60, 60))))
-    band = choose_band(np.concatenate(scores), max_uncertain)
+    # the model's band (used without a calibration, and by older code) is the normal-only table's
+    band = tables.get(False, tables.get(True, {})).get("uncertain_band", 0.1)
     scoring: dict[str, Any] = {}
     for manifest_json in manifests:
         data = json.loads(manifest_json.read_text())
