@@ -72,4 +72,5 @@ def run_calibration(
         ok_frames = capture_frames(camera, count, camera.calibration.interval_s, detector.input_size)
     failure_frames = read_image_folder(failures) if failures is not None else []
     calibration = build_calibration(detector, camera.name, ok_frames, failure_frames)
+    detector.scoring_for(calibration)  # warns now, not at the next start, if the calibration guard fires
     return save_calibration(calibration, config.service.state_dir)
