@@ -7,7 +7,8 @@
 3. train the **shipped model** (seed ``seed``) with the same recipe on all the data, export it to
    ``--out`` with the dev models' scoring table (tuned on data they never saw), and measure its latency.
 
-Fixed seeds; 26.5 minutes on 2 cores of the AVX-512 Xeon (two dev models and the shipped one, 192 x 144).
+Fixed seeds (on one machine the files come out byte-identical); 11.6 minutes on 2 quiet cores of the AVX-512
+Xeon, 26.5 under other load (two dev models and the shipped one, 192 x 144).
 ``--skip-dev`` reuses the scoring of the existing dev bundles.
 """
 
