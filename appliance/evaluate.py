@@ -210,8 +210,8 @@ def run_eval(manifest: pathlib.Path, model: pathlib.Path | None) -> dict[str, An
             threshold=detector.threshold,
             uncertain_band=detector.band,
             # the calibration guard: raw-score units the threshold was raised by, and why
-            threshold_shift=round(float(getattr(detector.default_scoring.scorer, "threshold_shift", 0.0)), 4),
-            calibration_alarms=int(getattr(detector.default_scoring.scorer, "calibration_alarms", 0)),
+            threshold_shift=round(detector.default_scoring.scorer.threshold_shift, 4),
+            calibration_alarms=detector.default_scoring.scorer.calibration_alarms,
             skipped=skipped,
         )
         skipped_total += skipped

@@ -19,7 +19,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -144,7 +143,7 @@ def select_backend(
 class CameraScoring:
     """What one camera is scored with: its scorer and the threshold/band to turn scores into verdicts."""
 
-    scorer: Any
+    scorer: scoring.PrototypeScorer
     threshold: float
     band: float
     calibration: CameraCalibration | None
@@ -177,7 +176,7 @@ class PrototypeDetector(Detector):
             calibration.failure if calibration is not None else None,
             calibration.ok_patches if calibration is not None else None,
         )
-        if calibration is not None and getattr(scorer, "threshold_shift", 0.0) > 0:
+        if calibration is not None and scorer.threshold_shift > 0:
             logger.warning(
                 "camera %s: %d of %d calibration frames read as failures to the model; its threshold is "
                 "raised by %.3f so they do not alarm (check them, or calibrate on more typical frames)",

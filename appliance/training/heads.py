@@ -80,16 +80,10 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> tuple[np.nda
 
 
 def fit_heads(
-    labelled: list[Sample],
-    embeddings: np.ndarray,
-    patches: np.ndarray,
-    embed: Embed,
-    grid: tuple[int, int],
-    seed: int,
+    g_x: np.ndarray, g_y: np.ndarray, c_x: np.ndarray, c_y: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``head_w`` (2, D) and ``head_b`` (2,): the global and the per-cell failure heads (arguments as for
-    :func:`head_training_set`)."""
-    g_x, g_y, c_x, c_y = head_training_set(labelled, embeddings, patches, embed, grid, seed)
+    """``head_w`` (2, D) and ``head_b`` (2,): the global and the per-cell failure heads, fitted on what
+    :func:`head_training_set` returns."""
     (wg, bg), (wc, bc) = fit_logistic(g_x, g_y), fit_logistic(c_x, c_y)
     for name, (x, y, w, b) in {"global": (g_x, g_y, wg, bg), "cell": (c_x, c_y, wc, bc)}.items():
         accuracy = float(((x @ w + b > 0) == (y > 0.5)).mean())

@@ -13,7 +13,7 @@ import numpy as np
 from appliance.training.backbone import EmbeddingNet
 from appliance.training.data import Sample, load_rgb, to_input
 from appliance.training.export import bench, export_onnx, quantize_int8, session
-from appliance.training.heads import fit_heads
+from appliance.training.heads import fit_heads, head_training_set
 from appliance.training.prototypes import kmeans_prototypes
 from appliance.training.tflite import bench_tflite, export_tflite, quantize_tflite
 
@@ -103,7 +103,9 @@ def write_bundle(
     labels = np.array([s.label for s in labelled])
     ok = kmeans_prototypes(embs[labels == "ok"], prototypes_per_class, seed)
     failure = kmeans_prototypes(embs[labels == "failure"], prototypes_per_class, seed)
-    head_w, head_b = fit_heads(labelled, embs, patches, embedder(int8, size), net.grid, seed)
+    head_w, head_b = fit_heads(
+        *head_training_set(labelled, embs, patches, embedder(int8, size), net.grid, seed)
+    )
     np.savez_compressed(out / PROTOTYPES_FILE, ok=ok, failure=failure, head_w=head_w, head_b=head_b)
     variants = [
         ({"file": INT8_FILE, "format": "onnx", "precision": "int8"}, bench(int8, size)),
