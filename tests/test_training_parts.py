@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from appliance.detector.scoring import KEYS
-from appliance.training.data import box_cells
+from appliance.training.data import FOLDS, box_cells
 from appliance.training.tune import choose_band, rates, search
 
 
@@ -49,3 +49,13 @@ def test_choose_band_sends_at_most_the_allowed_share() -> None:
     scores = np.linspace(0, 1, 101)
     band = choose_band(scores, max_uncertain=0.1)
     assert float((np.abs(scores - 0.5) < band).mean()) <= 0.1 and band > 0
+
+
+def test_dev_folds_hold_out_disjoint_data_and_name_their_cameras_apart() -> None:
+    a, b = FOLDS["a"], FOLDS["b"]
+    assert not set(a.sources) & set(b.sources) and not set(a.sequences) & set(b.sequences)
+    assert len(a.sequences) == len(b.sequences) == 10
+    # each fold pastes failures from a source its own dev models never saw, and evaluates its own web source
+    for fold in (a, b):
+        assert fold.paste_source in fold.sources and fold.web_camera in fold.sources
+    assert not set(a.cameras) & set(b.cameras)

@@ -1,14 +1,17 @@
 """``python -m appliance.training``: reproduce the shipped model in ``models/`` from the training data.
 
-1. build the dev-eval manifests (:mod:`appliance.training.devsets`) in ``--work``;
-2. train the **dev models** (seeds ``seed`` .. ``seed + dev_seeds - 1``) on everything but the dev
-   hold-out, export them, choose one scoring table (weights, threshold, uncertainty band) on the dev
-   manifests for all of them at once, and measure both protocols with ``run_eval`` for each;
+1. build the dev-eval manifests (:mod:`appliance.training.devsets`) of each dev fold in ``--work``;
+2. per fold (:data:`appliance.training.data.FOLDS`), train the **dev models** (seeds ``seed`` ..
+   ``seed + dev_seeds - 1``) on everything but that fold's hold-out and export them; choose one scoring
+   table (weights, threshold, uncertainty band) on the **first** fold's dev manifests for all its dev models
+   at once, give the same table to the other folds' dev models (a validation: prints, web sources and paste
+   sources the table was not chosen on), and measure both protocols with ``run_eval`` for every dev model;
 3. train the **shipped model** (seed ``seed``) with the same recipe on all the data, export it to
    ``--out`` with the dev models' scoring table (tuned on data they never saw), and measure its latency.
 
-Fixed seeds (on one machine the files come out byte-identical); 11.6 minutes on 2 quiet cores of the AVX-512
-Xeon, 26.5 under other load (two dev models and the shipped one, 192 x 144).
+Fixed seeds (on one quiet machine the files come out byte-identical); 21.6 minutes on 2 quiet cores of the
+AVX-512 Xeon (four dev models and the shipped one, 192 x 144). Train on a quiet machine: one run made beside
+other heavy jobs gave a different dev model (models/README.md, "Reproduce").
 ``--skip-dev`` reuses the scoring of the existing dev bundles.
 """
 
@@ -26,7 +29,7 @@ import numpy as np
 import torch
 
 from appliance.training.backbone import EmbeddingNet
-from appliance.training.data import DEFAULT_DATA, is_heldout, read_manifest
+from appliance.training.data import DEFAULT_DATA, FOLDS, DevFold, read_manifest
 from appliance.training.devsets import build as build_devsets
 from appliance.training.pipeline import write_bundle
 from appliance.training.train import train
@@ -79,33 +82,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=192)
     parser.add_argument("--height", type=int, default=144)
     parser.add_argument("--steps", type=int, default=300, help="episodic training steps (0: ImageNet only)")
-    parser.add_argument("--dev-seeds", type=int, default=2, help="dev models the scoring is tuned on")
+    parser.add_argument("--dev-seeds", type=int, default=2, help="dev models per fold")
+    parser.add_argument(
+        "--folds",
+        default=",".join(FOLDS),
+        help="dev folds, comma-separated: the scoring is tuned on the first, validated on the others",
+    )
     parser.add_argument("--skip-dev", action="store_true", help="reuse the dev bundles in --work/dev*")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(2)
     start = time.monotonic()
     samples = read_manifest(args.data)
-    recipe = {"steps": args.steps, "dev_heldout": "appliance.training.data.HELDOUT_*"}
-    dev_dirs = [args.work / ("dev" if i == 0 else f"dev{i}") for i in range(args.dev_seeds)]
-    dev_dir = dev_dirs[0]
-    csvs = build_devsets(args.data, args.work / "devsets", args.seed)
+    recipe = {"steps": args.steps, "dev_folds": args.folds}
+    folds = [FOLDS[name] for name in args.folds.split(",")]
+    # (dev bundle, its fold's dev manifests) per dev model: fold a keeps the first sessions' names
+    runs: list[tuple[Path, list[Path], DevFold, int]] = []
+    for fold in folds:
+        tag = "" if fold.name == "a" else f"-{fold.name}"
+        csvs = build_devsets(args.data, args.work / f"devsets{tag}", args.seed, fold)
+        for i in range(args.dev_seeds):
+            runs.append((args.work / (f"dev{tag}" + (f"{i}" if i else "")), csvs, fold, args.seed + i))
     if not args.skip_dev:
-        dev_samples = [s for s in samples if not is_heldout(s)]
-        for i, directory in enumerate(dev_dirs):
-            extra = {**recipe, "role": "dev", "seed": args.seed + i}
-            _train_and_export(dev_samples, args, directory, {}, extra, seed=args.seed + i)
+        for directory, _, fold, seed in runs:
+            dev_samples = [s for s in samples if not fold.holds_out(s)]
+            extra = {**recipe, "role": "dev", "seed": seed, "fold": fold.name}
+            _train_and_export(dev_samples, args, directory, {}, extra, seed=seed)
         from appliance.evaluate import run_eval
         from appliance.training.tune import tune_bundles
 
-        tuned_table = tune_bundles([d / "layerwatch.json" for d in dev_dirs], csvs)
+        tuned_table = tune_bundles(
+            [(d / "layerwatch.json", csvs) for d, csvs, fold, _ in runs if fold is folds[0]],
+            validate=tuple(d / "layerwatch.json" for d, _, fold, _ in runs if fold is not folds[0]),
+        )
         logger.info("scoring chosen on the dev manifests: %s", tuned_table)
-        for directory in dev_dirs:
+        for directory, csvs, _, _ in runs:
             for csv_file in csvs:
                 result = run_eval(csv_file, directory / "layerwatch.json")
                 (directory / f"eval-{csv_file.stem}.json").write_text(json.dumps(result, indent=1) + "\n")
                 logger.info("%s %s: %s", directory.name, csv_file.stem, json.dumps(result["overall"]))
-    tuned = json.loads((dev_dir / "layerwatch.json").read_text())
+    tuned = json.loads((runs[0][0] / "layerwatch.json").read_text())
     staging = args.work / "shipped"
     shutil.rmtree(staging, ignore_errors=True)
     extra = {**recipe, "role": "shipped", "scoring_from": "dev model"}

@@ -75,19 +75,60 @@ def to_input(rgb: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(rgb, input_size, interpolation=cv2.INTER_AREA)
 
 
-# The development split: sources and bedcam prints held out of the *dev* model's training so that the
-# dev-eval manifests (scripts/make_dev_manifests.py) measure unseen data. The shipped model trains on all.
-HELDOUT_SOURCES = ("web_hyungjungkim", "web_roboflow_3dprinting")
-HELDOUT_SEQUENCES = (
+@dataclass(frozen=True)
+class DevFold:
+    """One development split: sources and bedcam prints held out of a *dev* model's training, so that the
+    dev-eval manifests (:mod:`appliance.training.devsets`) measure data that model never saw. The shipped
+    model trains on all of it.
+
+    ``web_camera`` is the held-out web source evaluated as a "camera"; ``paste_source`` the held-out source
+    whose YOLO failure boxes (:func:`failure_boxes`) are pasted into the held-out bedcam frames as the
+    synthetic fixed-camera failures; ``suffix`` tells the fold's bedcam cameras apart in eval output."""
+
+    name: str
+    sources: tuple[str, ...]
+    sequences: tuple[str, ...]
+    web_camera: str
+    paste_source: str
+    suffix: str
+
+    def holds_out(self, sample: Sample) -> bool:
+        return sample.source in self.sources or (
+            sample.source == "bedcam_p1" and sample.sequence in self.sequences
+        )
+
+    @property
+    def cameras(self) -> tuple[str, str, str]:
+        return (f"bedcam_heldout{self.suffix}", f"bedcam_crossprint{self.suffix}", self.web_camera)
+
+
+_PRINTS_A = (
     "YellowCat", "WhiteNeitiri_SupportFail", "YellowArch", "BlueMonk", "BlackWobbly",
     "RedHeart", "WhiteTotem", "YellowEarly", "OrangeLibery", "PinkNetriti_Early",
 )  # fmt: skip
-
-
-def is_heldout(sample: Sample) -> bool:
-    return sample.source in HELDOUT_SOURCES or (
-        sample.source == "bedcam_p1" and sample.sequence in HELDOUT_SEQUENCES
-    )
+_PRINTS_B = (
+    "BlackMoai", "BlackTilt_noz", "BlueHourse", "GreenNeedle", "PinkMan",
+    "WhiteBoat", "WhiteBust", "WhiteHorseback", "WhiteNetiri_Fallover", "YellowOval_still",
+)  # fmt: skip
+# Two folds that together hold out every bedcam print once, two web sources each, and each fold pastes
+# failures from a source its dev models never saw (fold b's web sources are disjoint from fold a's).
+FOLD_A = DevFold(
+    name="a",
+    sources=("web_hyungjungkim", "web_roboflow_3dprinting"),
+    sequences=_PRINTS_A,
+    web_camera="web_hyungjungkim",
+    paste_source="web_roboflow_3dprinting",
+    suffix="",
+)
+FOLD_B = DevFold(
+    name="b",
+    sources=("web_22yeets22", "web_kapis20"),
+    sequences=_PRINTS_B,
+    web_camera="web_22yeets22",
+    paste_source="web_kapis20",
+    suffix="_b",
+)
+FOLDS = {fold.name: fold for fold in (FOLD_A, FOLD_B)}
 
 
 def crop_box(rgb: np.ndarray, box: tuple[float, float, float, float], pad: float = 0.05) -> np.ndarray:

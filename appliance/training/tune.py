@@ -29,7 +29,6 @@ from appliance.config.model import DetectorConfig
 from appliance.detector import build_calibration, load_detector
 from appliance.detector.scoring import KEYS, scorer_from_calibration
 from appliance.evaluate import _read, read_eval_manifest
-from appliance.training.devsets import TUNING_CAMERAS
 
 logger = logging.getLogger(__name__)
 
@@ -127,16 +126,18 @@ def choose_band(scores: np.ndarray, max_uncertain: float = 0.08) -> float:
 
 
 def tune_bundles(
-    manifests: list[Path],
-    csv_files: list[Path],
-    cameras: tuple[str, ...] = TUNING_CAMERAS,
+    runs: list[tuple[Path, list[Path]]],
+    validate: tuple[Path, ...] = (),
     max_false_alarm: float = 0.01,
     penalty: float = 3.0,
     max_uncertain: float = 0.08,
 ) -> dict[str, Any]:
-    """Search one table for normal-only and one for normal+failure calibration over all ``manifests``
-    (dev models) at once; write it, the threshold 0.5 and the band into every manifest."""
-    groups = [g for m in manifests for g in evidence(m, csv_files) if g["camera"] in cameras]
+    """Search one table for normal-only and one for normal+failure calibration over all dev models at once
+    (``runs``: each dev model's manifest with the dev-eval CSVs of the fold it was held out of; every camera
+    of those CSVs counts); write it, the threshold 0.5 and the band into every manifest, and into the
+    ``validate`` manifests (dev models of a fold the table is not chosen on, measured out of sample)."""
+    manifests = [manifest for manifest, _ in runs]
+    groups = [g for manifest, csv_files in runs for g in evidence(manifest, csv_files)]
     tables: dict[bool, dict[str, float]] = {}
     for with_failures, keys in ((False, NORMAL_ONLY_KEYS), (True, WITH_FAILURES_KEYS)):
         subset = [g for g in groups if g["with_failures"] == with_failures]
@@ -151,7 +152,7 @@ def tune_bundles(
     # the model's band (used without a calibration, and by older code) is the normal-only table's
     band = tables.get(False, tables.get(True, {})).get("uncertain_band", 0.1)
     scoring: dict[str, Any] = {}
-    for manifest_json in manifests:
+    for manifest_json in [*manifests, *validate]:
         data = json.loads(manifest_json.read_text())
         scoring = {**data.get("scoring", {}), **tables.get(False, {}), "with_failures": tables.get(True, {})}
         data["scoring"], data["threshold"], data["uncertain_band"] = scoring, 0.5, band
