@@ -24,6 +24,7 @@ import random
 import shutil
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -36,6 +37,15 @@ from appliance.training.train import train
 
 REPO = Path(__file__).resolve().parents[2]
 logger = logging.getLogger("appliance.training")
+
+
+class DevRun(NamedTuple):
+    """One dev model: its bundle folder, its fold's dev manifests, the fold and the seed."""
+
+    directory: Path
+    csvs: list[Path]
+    fold: DevFold
+    seed: int
 
 
 def _seed(seed: int) -> None:
@@ -96,32 +106,32 @@ def main(argv: list[str] | None = None) -> int:
     samples = read_manifest(args.data)
     recipe = {"steps": args.steps, "dev_folds": args.folds}
     folds = [FOLDS[name] for name in args.folds.split(",")]
-    # (dev bundle, its fold's dev manifests) per dev model: fold a keeps the first sessions' names
-    runs: list[tuple[Path, list[Path], DevFold, int]] = []
+    # work folders: devsets, dev, dev1 for fold a; devsets-b, dev-b, dev-b1 for fold b
+    runs: list[DevRun] = []
     for fold in folds:
-        tag = "" if fold.name == "a" else f"-{fold.name}"
-        csvs = build_devsets(args.data, args.work / f"devsets{tag}", args.seed, fold)
+        csvs = build_devsets(args.data, args.work / f"devsets{fold.work_tag}", args.seed, fold)
         for i in range(args.dev_seeds):
-            runs.append((args.work / (f"dev{tag}" + (f"{i}" if i else "")), csvs, fold, args.seed + i))
+            directory = args.work / (f"dev{fold.work_tag}" + (f"{i}" if i else ""))
+            runs.append(DevRun(directory, csvs, fold, args.seed + i))
     if not args.skip_dev:
-        for directory, _, fold, seed in runs:
-            dev_samples = [s for s in samples if not fold.holds_out(s)]
-            extra = {**recipe, "role": "dev", "seed": seed, "fold": fold.name}
-            _train_and_export(dev_samples, args, directory, {}, extra, seed=seed)
+        for run in runs:
+            dev_samples = [s for s in samples if not run.fold.holds_out(s)]
+            extra = {**recipe, "role": "dev", "seed": run.seed, "fold": run.fold.name}
+            _train_and_export(dev_samples, args, run.directory, {}, extra, seed=run.seed)
         from appliance.evaluate import run_eval
         from appliance.training.tune import tune_bundles
 
         tuned_table = tune_bundles(
-            [(d / "layerwatch.json", csvs) for d, csvs, fold, _ in runs if fold is folds[0]],
-            validate=tuple(d / "layerwatch.json" for d, _, fold, _ in runs if fold is not folds[0]),
+            [(run.directory / "layerwatch.json", run.csvs) for run in runs if run.fold is folds[0]],
+            validate=tuple(run.directory / "layerwatch.json" for run in runs if run.fold is not folds[0]),
         )
         logger.info("scoring chosen on the dev manifests: %s", tuned_table)
-        for directory, csvs, _, _ in runs:
-            for csv_file in csvs:
-                result = run_eval(csv_file, directory / "layerwatch.json")
-                (directory / f"eval-{csv_file.stem}.json").write_text(json.dumps(result, indent=1) + "\n")
-                logger.info("%s %s: %s", directory.name, csv_file.stem, json.dumps(result["overall"]))
-    tuned = json.loads((runs[0][0] / "layerwatch.json").read_text())
+        for run in runs:
+            for csv_file in run.csvs:
+                result = run_eval(csv_file, run.directory / "layerwatch.json")
+                (run.directory / f"eval-{csv_file.stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+                logger.info("%s %s: %s", run.directory.name, csv_file.stem, json.dumps(result["overall"]))
+    tuned = json.loads((runs[0].directory / "layerwatch.json").read_text())
     staging = args.work / "shipped"
     shutil.rmtree(staging, ignore_errors=True)
     extra = {**recipe, "role": "shipped", "scoring_from": "dev model"}

@@ -83,7 +83,8 @@ class DevFold:
 
     ``web_camera`` is the held-out web source evaluated as a "camera"; ``paste_source`` the held-out source
     whose YOLO failure boxes (:func:`failure_boxes`) are pasted into the held-out bedcam frames as the
-    synthetic fixed-camera failures; ``suffix`` tells the fold's bedcam cameras apart in eval output."""
+    synthetic fixed-camera failures; ``suffix`` tells the fold's bedcam cameras (``_b``) and work folders
+    (``-b``) apart; fold a has none, so its names are the first sessions' ones."""
 
     name: str
     sources: tuple[str, ...]
@@ -96,6 +97,11 @@ class DevFold:
         return sample.source in self.sources or (
             sample.source == "bedcam_p1" and sample.sequence in self.sequences
         )
+
+    @property
+    def work_tag(self) -> str:
+        """The suffix of this fold's dev-manifest and dev-model folders under ``--work``."""
+        return self.suffix.replace("_", "-")
 
     @property
     def cameras(self) -> tuple[str, str, str]:

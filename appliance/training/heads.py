@@ -6,8 +6,8 @@ see exactly what the appliance computes:
 * row 0, **global**: one embedding per frame; ok = web ok photos and fixed-camera frames (bedcam_p1, the
   hard negatives), failure = web failure photos and fixed-camera frames with a failure region pasted in;
 * row 1, **cell**: one patch embedding per grid cell (5 x 6 at 192 x 144) of fixed-camera frames;
-  failure = the cells a pasted failure region covers,
-  ok = every other cell and all cells of the unchanged frames.
+  failure = the cells a pasted failure region covers, ok = every other cell and all cells of the unchanged
+  frames.
 
 Classes are weighted to equal total weight, with a small L2 penalty; LBFGS, deterministic. The scorer uses
 the logits as absolute evidence (``head``, ``head_cell`` in :mod:`appliance.detector.scoring`): how much a
