@@ -9,10 +9,12 @@
 3. train the **shipped model** (seed ``seed``) with the same recipe on all the data, export it to
    ``--out`` with the dev models' scoring table (tuned on data they never saw), and measure its latency.
 
-Fixed seeds (on one quiet machine the files come out byte-identical); 21.6 minutes on 2 quiet cores of the
-AVX-512 Xeon (four dev models and the shipped one, 192 x 144). Train on a quiet machine: one run made beside
-other heavy jobs gave a different dev model (models/README.md, "Reproduce").
-``--skip-dev`` reuses the scoring of the existing dev bundles.
+Fixed seeds: on one machine every model after the first one trained in the process comes out
+byte-identical, the shipped model included (21.6-24.6 minutes on the 2 cores of the AVX-512 Xeon, four dev
+models and the shipped one, 192 x 144); the first one (fold a, seed 0) has come out differently from run to
+run, cause not found (models/README.md, "Reproduce").
+``--skip-dev`` reuses the scoring of the existing dev bundles (the shipped model is then the first one
+trained in the process, so it is not byte-identical to a full run's).
 """
 
 from __future__ import annotations

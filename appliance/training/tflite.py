@@ -186,8 +186,34 @@ def quantize_tflite(fp32: Path, int8: Path, frames: list[np.ndarray]) -> None:
         calibrator.FeedTensor([frame[np.newaxis]])
     # numpy dtype numbers: float32 = 11 (inputs/outputs stay float), int8 = 1 (activations), int32 = 5 (bias)
     quantized = calibrator.QuantizeModel(11, 11, True, 1, 5, False, False)
-    int8.write_bytes(_float_l2_norm(bytes(quantized)))
+    int8.write_bytes(_uint8_input(_float_l2_norm(bytes(quantized))))
     del calibrator, content
+
+
+def _uint8_input(model_bytes: bytes) -> bytes:
+    """Feed the uint8 image straight into the int8 graph. The calibrator keeps the float input stage
+    (``CAST -> QUANTIZE -> SUB -> MUL``), which rounds pixels to its own coarse step (about 1.5 grey
+    levels) and costs four passes over the frame. The normalisation ``(x - MEAN) / STD`` is itself an
+    affine quantization, so the image tensor gets scale ``1 / STD`` and zero point ``MEAN`` and one
+    ``QUANTIZE`` (uint8 -> int8 requantization: ``q - 128`` when the stem's input has scale 1/128 and
+    zero point -1, as calibration gives it) replaces the four ops, losslessly."""
+    model = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
+    g = model.subgraphs[0]
+    code_of = [c.builtinCode for c in model.operatorCodes]
+    first_conv = next(i for i, op in enumerate(g.operators) if code_of[op.opcodeIndex] == OPS.CONV_2D)
+    stage = [code_of[op.opcodeIndex] for op in g.operators[:first_conv]]
+    if sorted(stage) != sorted([OPS.CAST, OPS.QUANTIZE, OPS.SUB, OPS.MUL]):
+        raise ValueError(f"unexpected input stage of the quantized model: {stage}")
+    image, normalised = g.inputs[0], g.operators[first_conv].inputs[0]
+    params = schema.QuantizationParametersT()
+    params.scale, params.zeroPoint = np.array([1.0 / STD], np.float32), np.array([int(MEAN)], np.int64)
+    g.tensors[image].quantization = params
+    quantize = next(op for op in g.operators[:first_conv] if code_of[op.opcodeIndex] == OPS.QUANTIZE)
+    quantize.inputs, quantize.outputs = [image], [normalised]
+    g.operators = [quantize, *g.operators[first_conv:]]
+    builder = flatbuffers.Builder(16 * 1024 * 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def _float_l2_norm(model_bytes: bytes) -> bytes:
