@@ -168,9 +168,13 @@ def _write(g: _Graph, image: int, embedding: int, patches: int, path: Path) -> N
     model.version, model.description = 3, "layerwatch embedding model (EfficientNet-Lite0), contract 1"
     model.operatorCodes, model.subgraphs, model.buffers = opcodes, [subgraph], g.buffers
     model.signatureDefs = [signature]
+    path.write_bytes(_pack(model))
+
+
+def _pack(model: schema.ModelT) -> bytes:
     builder = flatbuffers.Builder(16 * 1024 * 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    path.write_bytes(bytes(builder.Output()))
+    return bytes(builder.Output())
 
 
 def quantize_tflite(fp32: Path, int8: Path, frames: list[np.ndarray]) -> None:
@@ -186,18 +190,21 @@ def quantize_tflite(fp32: Path, int8: Path, frames: list[np.ndarray]) -> None:
         calibrator.FeedTensor([frame[np.newaxis]])
     # numpy dtype numbers: float32 = 11 (inputs/outputs stay float), int8 = 1 (activations), int32 = 5 (bias)
     quantized = calibrator.QuantizeModel(11, 11, True, 1, 5, False, False)
-    int8.write_bytes(_uint8_input(_float_l2_norm(bytes(quantized))))
+    model = schema.ModelT.InitFromPackedBuf(bytes(quantized), 0)
+    _float_l2_norm(model)
+    _uint8_input(model)
+    int8.write_bytes(_pack(model))
     del calibrator, content
 
 
-def _uint8_input(model_bytes: bytes) -> bytes:
+def _uint8_input(model: schema.ModelT) -> None:
     """Feed the uint8 image straight into the int8 graph. The calibrator keeps the float input stage
-    (``CAST -> QUANTIZE -> SUB -> MUL``), which rounds pixels to its own coarse step (about 1.5 grey
-    levels) and costs four passes over the frame. The normalisation ``(x - MEAN) / STD`` is itself an
-    affine quantization, so the image tensor gets scale ``1 / STD`` and zero point ``MEAN`` and one
-    ``QUANTIZE`` (uint8 -> int8 requantization: ``q - 128`` when the stem's input has scale 1/128 and
-    zero point -1, as calibration gives it) replaces the four ops, losslessly."""
-    model = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
+    (``CAST -> QUANTIZE -> SUB -> MUL``), whose QUANTIZE rounds pixels to its own coarse step (about 1.5
+    grey levels); its four passes over the frame take no measurable time with XNNPACK. The normalisation
+    ``(x - MEAN) / STD`` is itself an affine quantization, so the image tensor gets scale ``1 / STD`` and
+    zero point ``MEAN`` and one ``QUANTIZE`` (uint8 -> int8 requantization: ``q - 128`` when the stem's
+    input has scale 1/128 and zero point -1, as calibration gives it) replaces the four ops, losslessly.
+    Edits ``model`` in place."""
     g = model.subgraphs[0]
     code_of = [c.builtinCode for c in model.operatorCodes]
     first_conv = next(i for i, op in enumerate(g.operators) if code_of[op.opcodeIndex] == OPS.CONV_2D)
@@ -211,15 +218,12 @@ def _uint8_input(model_bytes: bytes) -> bytes:
     quantize = next(op for op in g.operators[:first_conv] if code_of[op.opcodeIndex] == OPS.QUANTIZE)
     quantize.inputs, quantize.outputs = [image], [normalised]
     g.operators = [quantize, *g.operators[first_conv:]]
-    builder = flatbuffers.Builder(16 * 1024 * 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
 
 
-def _float_l2_norm(model_bytes: bytes) -> bytes:
+def _float_l2_norm(model: schema.ModelT) -> None:
     """Run the final L2 normalisations in float: in int8 their output step is 1/128, far too coarse for
-    1280 components of about 0.03. ``L2(q) -> DEQUANTIZE`` becomes ``DEQUANTIZE -> L2(float)``."""
-    model = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
+    1280 components of about 0.03. ``L2(q) -> DEQUANTIZE`` becomes ``DEQUANTIZE -> L2(float)``. Edits
+    ``model`` in place."""
     g = model.subgraphs[0]
     code_of = [c.builtinCode for c in model.operatorCodes]
     dequantize_of = {
@@ -248,9 +252,6 @@ def _float_l2_norm(model_bytes: bytes) -> bytes:
             continue
         operators.append(op)
     g.operators = operators
-    builder = flatbuffers.Builder(16 * 1024 * 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
 
 
 def bench_tflite(path: Path, input_size: tuple[int, int], runs: int = 100, threads: int = 1) -> float:
