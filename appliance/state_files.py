@@ -1,0 +1,79 @@
+"""Files the service writes and reads back: written atomically, set aside when they cannot be read.
+
+Every state file under ``service.state_dir`` (calibrations, the camera learner, the backend choice, the
+outbox, the cloud budget) goes through :func:`atomic_write_bytes`: the bytes go to a temporary file in the
+same folder, which is fsynced, renamed over the target and the folder fsynced, so after a crash or a power
+cut the path holds either the old complete file or the new complete file, never half of one.
+
+A file that exists but cannot be used (truncated, empty, wrong shape) is moved aside with
+:func:`set_aside` to ``<name>.bad-<unix time>`` beside it, so the service starts without it, the user can
+look at it, and the next write starts clean. Nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename or a new file in ``folder`` durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o640) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file, fsync, rename, fsync the folder).
+
+    Raises ``OSError`` (ENOSPC, EACCES, ...) with no temporary file left behind.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_folder(path.parent)
+    return path
+
+
+def atomic_write_text(path: Path, text: str, mode: int = 0o640) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"), mode)
+
+
+def set_aside(path: Path, reason: str) -> Path | None:
+    """Move an unusable state file to ``<name>.bad-<time>`` beside it and log why; returns the new path
+    (None when the file is gone or cannot be moved, in which case it is left where it is)."""
+    target = path.with_name(f"{path.name}.bad-{int(time.time())}")
+    try:
+        os.replace(path, target)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        logger.warning("cannot set aside unreadable %s (%s): %s", path, reason, exc)
+        return None
+    fsync_folder(path.parent)
+    logger.warning("set aside unreadable %s as %s: %s", path, target.name, reason)
+    return target
