@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from appliance.actions.mqtt_sink import MqttSink
+from appliance.actions.mqtt.sink import MqttSink
 from appliance.config.model import LayerwatchConfig
 from appliance.service.commands import CommandQueue
 from appliance.service.wiring import ServiceContext

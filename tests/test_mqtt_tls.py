@@ -15,7 +15,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from appliance.actions.mqtt import MqttPublisher
+from appliance.actions.mqtt.client import MqttPublisher
 from appliance.config import load_config
 from tests.mqtt_fixtures import MOSQUITTO, Broker, free_port
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.actions import mqtt_sink, notifiers, printer_control
+from appliance.actions import notifiers, printer_control
+from appliance.actions.mqtt import sink as mqtt_sink
 from appliance.config.model import LayerwatchConfig
 from appliance.service.commands import Command, CommandKind, CommandQueue
 from appliance.service.log_redaction import redact, register_secret

@@ -20,7 +20,7 @@ from appliance.service.pipeline import ActionSink, Judge
 logger = logging.getLogger(__name__)
 
 SINK_MODULES = (
-    "appliance.actions.mqtt_sink",  # MQTT state, events, discovery, commands
+    "appliance.actions.mqtt.sink",  # MQTT state, events, discovery, commands
     "appliance.actions.notifiers",  # Discord, Telegram
     "appliance.actions.printer_control",  # OctoPrint, Moonraker
     "appliance.hardware.board_sink",  # status LED, buzzer, relay, button

@@ -8,7 +8,7 @@ both. While the broker is away the worker waits; a message paho already holds is
 a second time by this process (paho re-sends it after the reconnect), so each alert reaches the
 broker once. Receivers may also de-duplicate on ``id`` + ``repeat``.
 
-In: ``.../set`` topics (see :mod:`.mqtt_commands`). A valid command goes to the dispatcher's
+In: ``.../set`` topics (see :mod:`.commands`). A valid command goes to the dispatcher's
 handler; an invalid one is logged with its reason and answered on ``P/event`` with
 ``{"type": "command_rejected", "topic", "reason", "time"}``.
 """
@@ -23,8 +23,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from appliance.actions.dispatcher import Notification, iso_now
-from appliance.actions.mqtt import MqttPublisher, wait_published
-from appliance.actions.mqtt_commands import command_topics, parse_command
+from appliance.actions.mqtt.client import MqttPublisher, wait_published
+from appliance.actions.mqtt.commands import command_topics, parse_command
 from appliance.actions.outbox import Outbox, OutboxWorker
 from appliance.config.integrations import MqttConfig
 from appliance.errors import CommandRejectedError, DeliveryError

@@ -2,17 +2,17 @@
 
 With ``P = <prefix>/<device_id>``:
 
-* ``P/available``: retained ``online``/``offline`` (last will), see :mod:`.mqtt`;
+* ``P/available``: retained ``online``/``offline`` (last will), see :mod:`.client`;
 * ``P/<camera>/state``: retained JSON, on every state change and otherwise at most once per
   ``STATE_MIN_INTERVAL_S`` seconds (a 30 frames/s camera does not flood the broker); with a linked
   printer it also carries ``printer_state``, ``job_progress`` (percent) and ``job_file``;
 * ``P/<camera>/event`` and the retained ``P/<camera>/snapshot`` JPEG: alerts, through the outbox
-  (:mod:`.mqtt_notifier`);
+  (:mod:`.notifier`);
 * ``P/event``: device events (rejected commands, printer countdown and action outcomes);
 * ``P/telemetry``: every ``mqtt.telemetry_interval_s`` seconds: CPU temperature (C), fan duty
   (0..1), frames analysed, cloud calls and spend (USD), uptime (s);
-* ``P/[<camera>/]<command>/set``: commands (:mod:`.mqtt_commands`);
-* ``<discovery_prefix>/device/<device_id>/config``: Home Assistant discovery (:mod:`.mqtt_discovery`);
+* ``P/[<camera>/]<command>/set``: commands (:mod:`.commands`);
+* ``<discovery_prefix>/device/<device_id>/config``: Home Assistant discovery (:mod:`.discovery`);
 * ``MQTT_TOPIC``: the legacy ``{timestamp, print_failed, description}`` after each analysed frame.
 
 Wiring: :func:`create_sinks` is listed in :data:`appliance.service.wiring.SINK_MODULES`.
@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from appliance.actions.dispatcher import AlertDispatcher, ChannelPolicy, event_hub, iso_now
-from appliance.actions.mqtt import MqttPublisher
-from appliance.actions.mqtt_discovery import discovery_message
-from appliance.actions.mqtt_notifier import MqttNotifier
+from appliance.actions.mqtt.client import MqttPublisher
+from appliance.actions.mqtt.discovery import discovery_message
+from appliance.actions.mqtt.notifier import MqttNotifier
 from appliance.decision import Alert, CameraState, Transition
 from appliance.service.commands import Command
 from appliance.service.pipeline import ActionSink, FrameResult

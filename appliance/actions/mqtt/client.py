@@ -10,7 +10,7 @@ Topics, with ``P = <prefix>/<device_id>``:
   ``{"timestamp", "print_failed", "description"}`` after each analysed frame, for compatibility.
 
 Everything else (snapshot, telemetry, commands, Home Assistant discovery) is described in
-:mod:`appliance.actions.mqtt_sink` and ``docs/integrations.md``.
+:mod:`appliance.actions.mqtt.sink` and ``docs/integrations.md``.
 
 paho's network thread reconnects by itself (1 s doubling to 60 s); publishing never blocks the
 analysis loop. On every (re)connect the publisher says ``online``, re-subscribes its topics and runs
