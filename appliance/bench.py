@@ -15,6 +15,7 @@ Two measurements, both pinned to one CPU core:
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import subprocess
@@ -70,7 +71,8 @@ def stage_times(model: Path | None, count: int) -> dict[str, float | str]:
         t1 = time.perf_counter()
         embedding, patches = detector.backend.embed(rgb)
         t2 = time.perf_counter()
-        score, _ = scoring.scorer.score(embedding, patches, detector.bundle.patch_grid)
+        features, _ = detector.features(embedding, patches)
+        score = 1.0 / (1.0 + math.exp(-scoring.learner.logit(features.phi, features.s0)))
         verdict = verdict_for(score, scoring.threshold, scoring.band)
         engine.observe(verdict.value == "failure", score, float(i))
         t3 = time.perf_counter()

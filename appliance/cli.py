@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="accuracy on a labelled manifest (path,label,camera,role)")
     evaluate.add_argument("--manifest", type=Path, required=True)
     evaluate.add_argument("--model", type=Path, help="model manifest or file (default: shipped)")
+    evaluate.add_argument(
+        "--feedback",
+        action="store_true",
+        help="stream test rows in CSV order; a frame scored failure or uncertain is then answered",
+    )
 
     fan = sub.add_parser("fan", help="run the fan control service (layerwatch-fan)")
     _add_config_arg(fan)
@@ -163,7 +168,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from appliance.evaluate import run_eval
 
     setup_logging("warning")
-    result = run_eval(args.manifest, args.model)
+    result = run_eval(args.manifest, args.model, feedback=args.feedback)
     print(json.dumps(result))
     return 0
 

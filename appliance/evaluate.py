@@ -13,6 +13,10 @@ judge would make them.
 Forgiving where it cannot change a figure: a byte-order mark, header case and spaces, blank lines and the
 labels ``good``/``normal``/``pass`` and ``fail``/``failed`` are accepted; an image that is missing or cannot
 be decoded is logged and counted as ``skipped`` (per camera and overall) instead of ending the run.
+
+``--feedback`` (:func:`run_eval` with ``feedback=True``) is the protocol of a camera that learns from its
+answers: rows in the CSV's (time) order, each scored before its label may be used, and labelled only when the
+appliance would have asked (a ``failure`` or ``uncertain`` verdict).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import numpy as np
 
 from appliance.config.model import DetectorConfig
 from appliance.detector import Verdict, build_calibration, load_detector
+from appliance.detector.camera_learner import Answer
 from appliance.errors import LayerwatchError
 
 logger = logging.getLogger(__name__)
@@ -169,8 +174,15 @@ def _read_or_skip(path: pathlib.Path) -> np.ndarray | None:
         return None
 
 
-def run_eval(manifest: pathlib.Path, model: pathlib.Path | None) -> dict[str, Any]:
-    """Calibrate and score every camera of ``manifest`` with the appliance's own code; return the metrics."""
+def run_eval(manifest: pathlib.Path, model: pathlib.Path | None, feedback: bool = False) -> dict[str, Any]:
+    """Calibrate and score every camera of ``manifest`` with the appliance's own code; return the metrics.
+
+    ``feedback``: the test rows of each camera are streamed in the CSV's order; each is scored first, and
+    only then, if its verdict was ``failure`` or ``uncertain`` (the appliance would have alerted or asked the
+    judge), its label is given to the camera's learner as an answer (:meth:`PrototypeDetector.answer`
+    semantics: the frame's features, refit at once). Frames scored ``ok`` are never labelled. ``answers`` and
+    ``answer_rate`` (answers / test rows) are added overall and per camera.
+    """
     rows = read_eval_manifest(manifest)
     detector = load_detector(DetectorConfig(model=model, type="auto"))
     by_camera: dict[str, list[EvalRow]] = defaultdict(list)
@@ -179,7 +191,8 @@ def run_eval(manifest: pathlib.Path, model: pathlib.Path | None) -> dict[str, An
     overall = Tally()
     cameras: dict[str, Any] = {}
     start = time.monotonic()
-    skipped_total = 0
+    skipped_total = answers_total = 0
+    refit_ms: list[float] = []
     for camera, camera_rows in sorted(by_camera.items()):
         calibrate = {
             label: [_read_or_skip(r.path) for r in camera_rows if r.role == "calibrate" and r.label == label]
@@ -193,37 +206,55 @@ def run_eval(manifest: pathlib.Path, model: pathlib.Path | None) -> dict[str, An
         else:
             logger.warning("camera %s has no normal calibration frames: using the uncalibrated model", camera)
             detector.set_calibration(None)
-        tally = Tally()
-        for row in camera_rows:
+        scoring = detector.default_scoring
+        calibrated_summary = scoring.learner.summary()
+        tally, answers = Tally(), 0
+        for n, row in enumerate(camera_rows):
             if row.role != "test":
                 continue
             image = _read_or_skip(row.path)
             if image is None:
                 skipped += 1
                 continue
-            detection = detector.analyse(image)
-            tally.add(row.label, detection.verdict, detection.score, detector.threshold, detection.latency_ms)
+            detection = detector.analyse(image, scoring)
+            tally.add(row.label, detection.verdict, detection.score, scoring.threshold, detection.latency_ms)
+            if feedback and detection.verdict is not Verdict.OK and detection.features is not None:
+                # the label is read only now, after the frame was scored: an answer from the user or judge
+                features = detection.features
+                scoring.learner.add(Answer(row.label, "user", features.phi, features.s0, frame_id=f"row-{n}"))
+                refit_ms.append(scoring.learner.model.refit_ms)
+                answers += 1
         result = tally.as_dict()
         result.update(
             calibration_ok=len(ok_frames),
             calibration_failure=len(failure_frames),
-            threshold=detector.threshold,
-            uncertain_band=detector.band,
-            # the calibration guard: raw-score units the threshold was raised by, and why
-            threshold_shift=round(detector.default_scoring.scorer.threshold_shift, 4),
-            calibration_alarms=detector.default_scoring.scorer.calibration_alarms,
+            threshold=scoring.threshold,
+            uncertain_band=round(scoring.band, 4),
+            learner=calibrated_summary,
             skipped=skipped,
         )
+        if feedback:
+            result.update(answers=answers, answer_rate=_ratio(answers, result["frames"]))
+            result["learner_after"] = scoring.learner.summary()
         skipped_total += skipped
+        answers_total += answers
         cameras[camera] = result
         overall.merge(tally)
     detector.set_calibration(None)
+    summary = overall.as_dict() | {"skipped": skipped_total}
+    if feedback:
+        summary.update(
+            answers=answers_total,
+            answer_rate=_ratio(answers_total, summary["frames"]),
+            refit_ms_p95=round(float(np.percentile(refit_ms, 95)), 2) if refit_ms else None,
+        )
     return {
         "manifest": str(manifest),
         "model": detector.bundle.name,
         "backend": detector.backend_name,
         "input_size": list(detector.input_size),
-        "overall": overall.as_dict() | {"skipped": skipped_total},
+        "protocol": "feedback" if feedback else "static",
+        "overall": summary,
         "cameras": cameras,
         "seconds": round(time.monotonic() - start, 1),
     }

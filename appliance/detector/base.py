@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from appliance.detector.learner import FrameFeatures
+
 
 class Verdict(enum.StrEnum):
     OK = "ok"
@@ -45,6 +47,9 @@ class Detection:
     heatmap: np.ndarray | None = None
     boxes: tuple[EvidenceBox, ...] = ()
     latency_ms: float = 0.0
+    #: what the camera's learner read of the frame (features, prior logit), so an answer about this frame
+    #: can be learned from without the frame; None for detectors without a learner
+    features: FrameFeatures | None = None
 
     def to_json(self) -> dict[str, object]:
         return {

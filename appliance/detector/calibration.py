@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,8 @@ class CameraCalibration:
     """Embeddings of a camera's calibration frames.
 
     ``ok`` (N, D) and ``failure`` (M, D, M may be 0) are global embeddings; ``ok_patches``
-    (N, P, D) are the normal frames' patch embeddings, for the per-patch evidence heatmap.
+    (N, P, D) and ``failure_patches`` (M, P, D; empty in calibrations stored before it was kept) are the
+    frames' patch embeddings: the learner's features read the most failure-like cell.
     """
 
     camera: str
@@ -37,6 +38,7 @@ class CameraCalibration:
     failure: np.ndarray
     ok_patches: np.ndarray
     created: float
+    failure_patches: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.float32))
 
     @property
     def summary(self) -> str:
@@ -59,6 +61,7 @@ def save_calibration(calibration: CameraCalibration, state_dir: Path) -> Path:
         ok=calibration.ok.astype(np.float16),
         failure=calibration.failure.astype(np.float16),
         ok_patches=calibration.ok_patches.astype(np.float16),
+        failure_patches=calibration.failure_patches.astype(np.float16),
         created=np.array(calibration.created),
     )
     os.replace(tmp, path)
@@ -80,6 +83,11 @@ def load_calibration(state_dir: Path, camera: str, model_fingerprint: str) -> Ca
                 failure=npz["failure"].astype(np.float32),
                 ok_patches=npz["ok_patches"].astype(np.float32),
                 created=float(npz["created"]),
+                failure_patches=(
+                    npz["failure_patches"].astype(np.float32)
+                    if "failure_patches" in npz.files
+                    else np.zeros((0, 0, 0), np.float32)
+                ),
             )
     except (OSError, KeyError, ValueError) as exc:
         logger.warning("ignoring unreadable calibration %s: %s", path, exc)
@@ -124,8 +132,14 @@ def stack_embeddings(
 
 
 def new_calibration(
-    camera: str, fingerprint: str, ok: np.ndarray, failure: np.ndarray, ok_patches: np.ndarray
+    camera: str,
+    fingerprint: str,
+    ok: np.ndarray,
+    failure: np.ndarray,
+    ok_patches: np.ndarray,
+    failure_patches: np.ndarray | None = None,
 ) -> CameraCalibration:
     if len(ok) == 0:
         raise CalibrationError(f"camera {camera}: calibration needs at least one normal frame")
-    return CameraCalibration(camera, fingerprint, ok, failure, ok_patches, time.time())
+    patches = np.zeros((0, 0, 0), np.float32) if failure_patches is None else failure_patches
+    return CameraCalibration(camera, fingerprint, ok, failure, ok_patches, time.time(), patches)

@@ -1,9 +1,11 @@
-"""The shipped detector: an embedding network plus per-camera prototypes.
+"""The shipped detector: an embedding network plus the camera's own learner.
 
 Per frame: resize to the model's input size and convert BGR -> RGB (:func:`to_model_input`), run the
-backend to get the global and patch embeddings, and let the :class:`PrototypeScorer` turn them into
-a failure score and a patch heatmap; the score becomes ``ok``/``uncertain``/``failure`` through the
-threshold and its uncertainty band.
+backend to get the global and patch embeddings; the model's generic failure heads give the frame's prior
+logit and the most failure-like cell, and the camera's learner (:mod:`appliance.detector.learner`, fitted on
+its calibration frames and every answer since) turns them into a failure score; the cell head's logits
+spread it into a heatmap. The score becomes ``ok``/``uncertain``/``failure`` through the threshold (0.5)
+and the camera's uncertain band.
 
 ``type = "auto"`` loads every variant of the bundle whose runtime is installed, times a few
 inferences of each and keeps the fastest (logged, and reported as ``backend_name``).
@@ -24,10 +26,11 @@ import cv2
 import numpy as np
 
 from appliance.config.model import DetectorConfig
-from appliance.detector import scoring
 from appliance.detector.base import Detection, Detector, verdict_for
 from appliance.detector.bundle import ModelBundle, ModelVariant, load_bundle
 from appliance.detector.calibration import CameraCalibration, new_calibration, stack_embeddings
+from appliance.detector.camera_learner import Answer, CameraLearner
+from appliance.detector.learner import FrameFeatures, frame_features
 from appliance.detector.runtime import EmbeddingBackend, open_backend
 from appliance.errors import BackendUnavailableError, DetectorError, ModelFormatError
 
@@ -35,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 _BENCH_RUNS = 5
 BACKEND_CACHE = "backend.json"
+PROTOTYPE_SCALE = 12.0  # logits per unit of cosine, for bundles without failure heads
 CLEARLY_FASTER = 0.2  # a later variant must be 20 % faster than the preferred one to win
 
 
@@ -141,16 +145,35 @@ def select_backend(
 
 @dataclass
 class CameraScoring:
-    """What one camera is scored with: its scorer and the threshold/band to turn scores into verdicts."""
+    """What one camera is scored with: its learner (its calibration frames and answers) and, from it, the
+    threshold and band that turn scores into verdicts (config ``detector.threshold`` /
+    ``detector.uncertain_band`` override them)."""
 
-    scorer: scoring.PrototypeScorer
-    threshold: float
-    band: float
+    learner: CameraLearner
     calibration: CameraCalibration | None
+    threshold_override: float | None = None
+    band_override: float | None = None
+
+    @property
+    def threshold(self) -> float:
+        return 0.5 if self.threshold_override is None else float(self.threshold_override)
+
+    @property
+    def band(self) -> float:
+        """Half-width of the uncertain band in score units: the learner's logit band mapped through the
+        sigmoid (``sigmoid(band_logit) - 0.5``)."""
+        if self.band_override is not None:
+            return float(self.band_override)
+        return float(_sigmoid(self.learner.model.band_logit) - 0.5)
+
+
+def _sigmoid(z: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0))))
 
 
 class PrototypeDetector(Detector):
-    """Embedding model + prototype scorer; ``set_calibration`` switches the camera's support set."""
+    """Embedding model + the camera's learner (:mod:`appliance.detector.learner`): every frame's prior logit
+    from the model's generic failure head, corrected by what the camera's own labelled frames say."""
 
     def __init__(self, bundle: ModelBundle, backend: EmbeddingBackend, config: DetectorConfig):
         self.bundle = bundle
@@ -158,6 +181,12 @@ class PrototypeDetector(Detector):
         self.backend_name = backend.name
         self.input_size = bundle.input_size
         self.calibration: CameraCalibration | None = None
+        # the generic failure heads; a bundle without them gets its prior from the nearest prototypes
+        self.head_w: np.ndarray | None = None
+        self.head_b: np.ndarray | None = None
+        if "head_w" in bundle.prototypes and "head_b" in bundle.prototypes:
+            self.head_w = bundle.prototypes["head_w"].astype(np.float32)
+            self.head_b = bundle.prototypes["head_b"].astype(np.float32)
         self._threshold_override = config.threshold
         self._band_override = config.uncertain_band
         self.set_calibration(None)
@@ -166,47 +195,74 @@ class PrototypeDetector(Detector):
     def embed(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.backend.embed(to_model_input(image_bgr, self.input_size))
 
-    def scoring_for(self, calibration: CameraCalibration | None) -> CameraScoring:
-        """The scorer, threshold and band for one camera (None: the model's generic prototypes)."""
+    def features(self, embedding: np.ndarray, patches: np.ndarray) -> tuple[FrameFeatures, np.ndarray]:
+        """The frame's learner features and prior logit, and the cell head's logits (the heatmap).
+
+        Without heads in the bundle: the prior is ``PROTOTYPE_SCALE`` x (cosine to the nearest generic failure
+        prototype - cosine to the nearest ok prototype), and the heatmap the cells' distance from the frame's
+        own embedding (the odd one out)."""
+        if self.head_w is None or self.head_b is None:
+            protos = self.bundle.prototypes
+            s0 = PROTOTYPE_SCALE * float((protos["failure"] @ embedding).max() - (protos["ok"] @ embedding).max())
+            cell_logits = (1.0 - patches @ embedding).astype(np.float32)
+            return FrameFeatures(frame_features(embedding, patches, None), s0), cell_logits
+        cell_logits = (patches @ self.head_w[1] + self.head_b[1]).astype(np.float32)
+        s0 = float(embedding @ self.head_w[0] + self.head_b[0])
+        return FrameFeatures(frame_features(embedding, patches, cell_logits), s0), cell_logits
+
+    def features_of(self, image_bgr: np.ndarray) -> FrameFeatures:
+        return self.features(*self.embed(image_bgr))[0]
+
+    def scoring_for(
+        self, calibration: CameraCalibration | None, answers: CameraLearner | None = None
+    ) -> CameraScoring:
+        """The learner for one camera: its calibration frames plus its stored ``answers`` (None: none)."""
         if calibration is not None and calibration.model_fingerprint != self.bundle.fingerprint():
             raise DetectorError(f"calibration of {calibration.camera} was made with another model")
-        scorer = scoring.scorer_from_calibration(
-            self.bundle,
-            calibration.ok if calibration is not None else None,
-            calibration.failure if calibration is not None else None,
-            calibration.ok_patches if calibration is not None else None,
-        )
-        if calibration is not None and scorer.threshold_shift > 0:
-            logger.warning(
-                "camera %s: %d of %d calibration frames read as failures to the model; its threshold is "
-                "raised by %.3f so they do not alarm (check them, or calibrate on more typical frames)",
-                calibration.camera, scorer.calibration_alarms, len(calibration.ok), scorer.threshold_shift,
+        camera = calibration.camera if calibration is not None else (answers.camera if answers else "")
+        learner = CameraLearner(camera, self.bundle.fingerprint())
+        if answers is not None:
+            learner.add(answers.stored_answers(), refit=False)
+        if calibration is not None:
+            learner.add(calibration_answers(self, calibration), refit=False)
+        learner.refit()
+        if calibration is not None and learner.model.mode == "guard" and learner.model.beta < 0:
+            logger.info(
+                "camera %s: its normal frames lower the generic model's score by %.2f logits "
+                "(the threshold sits above %d of its %d calibration frames)",
+                calibration.camera, -learner.model.beta, len(calibration.ok), len(calibration.ok),
             )  # fmt: skip
-        # a scorer may derive its own threshold/band from the calibration set; config overrides both
-        threshold = self._threshold_override
-        if threshold is None:
-            threshold = self.bundle.threshold if scorer.threshold is None else scorer.threshold
-        band = self._band_override
-        if band is None:
-            band = self.bundle.uncertain_band if scorer.uncertain_band is None else scorer.uncertain_band
-        return CameraScoring(scorer, float(threshold), float(band), calibration)
+        return CameraScoring(learner, calibration, self._threshold_override, self._band_override)
 
     def set_calibration(self, calibration: CameraCalibration | None) -> None:
-        """Make ``calibration`` the default for :meth:`analyse` calls without ``scoring``."""
+        """Make ``calibration`` the default for :meth:`analyse` calls without ``camera``."""
         self.default_scoring = self.scoring_for(calibration)
         self.calibration = calibration
-        self.threshold, self.band = self.default_scoring.threshold, self.default_scoring.band
+
+    @property
+    def threshold(self) -> float:
+        return self.default_scoring.threshold
+
+    @property
+    def band(self) -> float:
+        return self.default_scoring.band
 
     def analyse(self, image_bgr: np.ndarray, camera: CameraScoring | None = None) -> Detection:
         start = time.perf_counter()
         camera = camera or self.default_scoring
         embedding, patches = self.embed(image_bgr)
-        score, heatmap = camera.scorer.score(embedding, patches, self.bundle.patch_grid)
+        features, cell_logits = self.features(embedding, patches)
+        score = _sigmoid(camera.learner.logit(features.phi, features.s0))
+        # the heatmap: the score spread over the cells by the cell head's logits; the strongest cell gets it
+        span = float(cell_logits.max() - cell_logits.min())
+        relative = (cell_logits - cell_logits.min()) / span if span > 1e-9 else np.ones_like(cell_logits)
+        heatmap = (score * relative).astype(np.float32).reshape(self.bundle.patch_grid)
         return Detection(
             score=score,
             verdict=verdict_for(score, camera.threshold, camera.band),
             heatmap=heatmap,
             latency_ms=(time.perf_counter() - start) * 1000,
+            features=features,
         )
 
 
@@ -231,5 +287,25 @@ def build_calibration(
     dim = detector.bundle.prototypes["ok"].shape[1]
     cells = detector.bundle.patch_grid[0] * detector.bundle.patch_grid[1]
     ok, ok_patches = stack_embeddings((detector.embed(f) for f in ok_frames), dim, cells)
-    failure, _ = stack_embeddings((detector.embed(f) for f in failure_frames), dim, cells)
-    return new_calibration(camera, detector.bundle.fingerprint(), ok, failure, ok_patches)
+    failure, failure_patches = stack_embeddings((detector.embed(f) for f in failure_frames), dim, cells)
+    return new_calibration(
+        camera, detector.bundle.fingerprint(), ok, failure, ok_patches, failure_patches=failure_patches
+    )
+
+
+def calibration_answers(detector: PrototypeDetector, calibration: CameraCalibration) -> list[Answer]:
+    """The calibration frames as the learner's answers (``source = "calibration"``). A calibration stored
+    before the failure frames' patches were kept uses the global embedding for their cell part."""
+    out = []
+    pairs = [("ok", e, p) for e, p in zip(calibration.ok, calibration.ok_patches, strict=True)]
+    failure_patches = calibration.failure_patches
+    for i, e in enumerate(calibration.failure):
+        patches = failure_patches[i] if len(failure_patches) == len(calibration.failure) else e[np.newaxis]
+        pairs.append(("failure", e, patches))
+    for n, (label, embedding, patches) in enumerate(pairs):
+        features, _ = detector.features(embedding, patches)
+        out.append(
+            Answer(label, "calibration", features.phi, features.s0, frame_id=f"calibration-{n}",
+                   time=calibration.created)
+        )  # fmt: skip
+    return out

@@ -22,6 +22,8 @@ class CommandKind(enum.StrEnum):
     RELAY = "relay"  # value: True (on) / False (off)
     RECALIBRATE = "recalibrate"  # capture calibration frames now and use them
     PAUSE_PRINT = "pause_print"  # ask the linked printer to pause
+    ANSWER = "answer"  # value: {"label": ok|failure, "alert": id | None, "frame": id | None}
+    WITHDRAW = "withdraw"  # value: an answer id or frame id to take back
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,10 @@ from appliance.detector import (
     load_calibration,
     save_calibration,
 )
+from appliance.detector.camera_learner import CameraLearner
 from appliance.detector.prototype_detector import CameraScoring
 from appliance.errors import EndOfStreamError, SourceError
+from appliance.service.camera_answers import CameraAnswers
 from appliance.sources import Frame, FrameSource
 
 logger = logging.getLogger(__name__)
@@ -114,6 +116,9 @@ class CameraPipeline:
         )
         self.judge = judge
         self.scoring: CameraScoring = detector.scoring_for(None)
+        self.answers = CameraAnswers(config.name, self.scoring.learner, state_dir)
+        self.last_frame_id: str | None = None
+        self._judge_verdict: bool | None = None
         self.analysed = 0
         self.fps = 0.0
         self.finished = False
@@ -124,15 +129,31 @@ class CameraPipeline:
         self.reload_calibration()
 
     def reload_calibration(self) -> None:
-        calibration = load_calibration(self.state_dir, self.name, self.detector.bundle.fingerprint())
-        self.scoring = self.detector.scoring_for(calibration)
+        """Load the camera's calibration and stored answers and fit its learner on them."""
+        fingerprint = self.detector.bundle.fingerprint()
+        calibration = load_calibration(self.state_dir, self.name, fingerprint)
+        stored = CameraLearner.load(self.state_dir, self.name, fingerprint)
+        self.scoring = self.detector.scoring_for(calibration, stored)
+        self.answers.learner = self.scoring.learner
+        self.answers.learner.camera = self.name
         logger.info(
-            "camera %s: %s, threshold %.3f, uncertain band %.3f",
+            "camera %s: %s, learner %s, threshold %.3f, uncertain band %.3f",
             self.name,
-            calibration.summary if calibration else "not calibrated (generic prototypes)",
+            calibration.summary if calibration else "not calibrated (generic model)",
+            self.scoring.learner.summary(),
             self.scoring.threshold,
             self.scoring.band,
         )
+
+    def answer(self, label: str, alert_id: str | None = None, frame_id: str | None = None) -> int:
+        """A user's answer: the frames of an alert (None: the newest) or one recent frame are ``label``."""
+        if frame_id is not None:
+            return self.answers.label_frames([frame_id], label, "user")
+        return self.answers.answer_alert(alert_id, label, "user")
+
+    def withdraw(self, key: str) -> int:
+        """Take back the answers given for this answer id or frame id."""
+        return self.answers.withdraw(key)
 
     def recalibrate(self, keepalive: Callable[[], None] = lambda: None) -> bool:
         """Capture ``calibration.frames`` fresh frames from this camera (``calibration.interval_s``
@@ -184,6 +205,13 @@ class CameraPipeline:
         self.emit(self.engine.camera_back(now), {})
         detection = self.detector.analyse(frame.image, self.scoring)
         is_failure, cloud = self.resolve(frame, detection)
+        self.last_frame_id = self.answers.observe(
+            frame.sequence, detection.features, frame.image, is_failure
+        )
+        if self._judge_verdict is not None:
+            # the judge's verdict is an answer: the learner is told what the cloud saw in this frame
+            label = "failure" if self._judge_verdict else "ok"
+            self.answers.label_frames([self.last_frame_id], label, "judge")
         transition = self.engine.observe(is_failure, detection.score, now)
         self._count(now)
         result = FrameResult(
@@ -194,7 +222,10 @@ class CameraPipeline:
         if transition is not None:
             self.emit(transition, {"score": round(detection.score, 4)})
             if transition.alert is not None:
+                self.answers.on_alert(transition.alert.id)
                 self._raise_alert(transition.alert, result)
+            elif transition.state == CameraState.WATCHING:
+                self.answers.on_watching()
         return result
 
     def resolve(self, frame: Frame, detection: Detection) -> tuple[bool, dict[str, object] | None]:
@@ -203,6 +234,7 @@ class CameraPipeline:
         confirm) put to the judge if one is configured; without a verdict from it,
         ``uncertain_counts_as_failure`` decides."""
         purpose = None
+        self._judge_verdict = None
         if detection.verdict == Verdict.UNCERTAIN:
             purpose = "uncertain"
         elif detection.verdict == Verdict.OK and self.engine.burst_needs_every_frame():
@@ -210,6 +242,7 @@ class CameraPipeline:
         if purpose is not None and self.judge is not None:
             verdict = self.judge.judge(self.name, frame, detection, purpose)
             if verdict is not None:
+                self._judge_verdict = verdict
                 describe = getattr(self.judge, "describe", None)
                 return verdict, describe(self.name) if describe is not None else None
         if detection.verdict == Verdict.UNCERTAIN:
@@ -248,6 +281,8 @@ class CameraPipeline:
             "fps": round(self.fps, 2),
             "analysed": self.analysed,
             "calibrated": self.scoring.calibration is not None,
+            "frame_id": self.last_frame_id,
+            "learner": self.scoring.learner.summary(),
             "backend": self.detector.backend_name,
             "last_alert": alert.id if alert else None,
             "alert_active": self.engine.alert_active(),

@@ -202,7 +202,21 @@ class Service:
                     pipeline.emit(pipeline.engine.resume(now), {"command": "resume"})
                 elif command.kind == CommandKind.RECALIBRATE:
                     pipeline.recalibrate(keepalive=self.notifier.watchdog)
+                elif command.kind == CommandKind.ANSWER:
+                    self._answer(pipeline, command)
+                elif command.kind == CommandKind.WITHDRAW:
+                    removed = pipeline.withdraw(str(command.value))
+                    logger.info("camera %s: %d answer(s) withdrawn", pipeline.name, removed)
             self._call_sinks("on_command", command)
+
+    def _answer(self, pipeline: CameraPipeline, command: Command) -> None:
+        """An answer from the user; "false alarm" on an alert also acknowledges it (silence, no countdown)."""
+        value = dict(command.value or {})
+        label = str(value.get("label"))
+        alert, frame = value.get("alert"), value.get("frame")
+        learned = pipeline.answer(label, alert_id=alert, frame_id=frame)
+        if learned and label == "ok" and frame is None and pipeline.engine.alert_active():
+            self.commands.submit(Command(CommandKind.ACKNOWLEDGE, pipeline.name, origin=command.origin))
 
     def _after_step(self) -> None:
         if not self.ready and all(

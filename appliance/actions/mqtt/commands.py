@@ -15,6 +15,12 @@ test_alarm    ``PRESS`` or empty          sound every alarm output, send a test 
 relay         ``ON`` / ``OFF``            switch the relay
 recalibrate   ``PRESS`` or empty          capture calibration frames now
 pause_print   ``PRESS`` or empty          ask the linked printer to pause now
+false_alarm   ``PRESS``, empty or alert   the alert (default: the newest) was no failure:
+              id                          its frames become normal examples; silences it
+real_failure  ``PRESS``, empty or alert   the alert was a real failure: its frames become
+              id                          failure examples
+label         ``<frame id> ok|failure``   label any recent frame (ids in the state JSON)
+withdraw      ``<answer or frame id>``    take an answer back
 ============  ==========================  ===========================================
 
 ``ON``/``OFF`` also accept ``true``/``false`` and ``1``/``0``. Anything else raises
@@ -23,6 +29,8 @@ publishes an error event, and nothing else happens.
 """
 
 from __future__ import annotations
+
+import re
 
 from appliance.errors import CommandRejectedError
 from appliance.service.commands import Command, CommandKind
@@ -43,7 +51,12 @@ COMMANDS: dict[str, tuple[CommandKind | None, str]] = {
     "relay": (CommandKind.RELAY, "switch"),
     "recalibrate": (CommandKind.RECALIBRATE, "press"),
     "pause_print": (CommandKind.PAUSE_PRINT, "press"),
+    "false_alarm": (CommandKind.ANSWER, "alert"),
+    "real_failure": (CommandKind.ANSWER, "alert"),
+    "label": (CommandKind.ANSWER, "label"),
+    "withdraw": (CommandKind.WITHDRAW, "id"),
 }
+_ID = re.compile(r"^[0-9a-z][0-9a-z_-]{0,47}$")
 
 
 def command_topics(base: str) -> list[str]:
@@ -82,6 +95,8 @@ def parse_command(base: str, topic: str, payload: bytes, cameras: list[str]) -> 
     except UnicodeDecodeError:
         raise CommandRejectedError("payload is not UTF-8 text") from None
     kind, style = COMMANDS[word]
+    if style in ("alert", "label", "id"):
+        return _answer_command(word, text, camera)
     if style == "press":
         if text not in PRESS_WORDS:
             raise CommandRejectedError(f"{word} takes PRESS or an empty payload, got {text[:20]!r}")
@@ -91,3 +106,23 @@ def parse_command(base: str, topic: str, payload: bytes, cameras: list[str]) -> 
     if kind is None:  # monitoring
         return Command(CommandKind.RESUME if on else CommandKind.PAUSE, camera=camera, origin="mqtt")
     return Command(kind, camera=camera, value=on, origin="mqtt")
+
+
+def _answer_command(word: str, text: str, camera: str | None) -> Command:
+    """``false_alarm``/``real_failure`` [alert id], ``label <frame id> ok|failure``, ``withdraw <id>``."""
+    if word == "withdraw":
+        if not _ID.match(text):
+            raise CommandRejectedError("withdraw takes an answer id or a frame id")
+        return Command(CommandKind.WITHDRAW, camera=camera, value=text, origin="mqtt")
+    if word == "label":
+        parts = text.split()
+        if len(parts) != 2 or not _ID.match(parts[0]) or parts[1] not in ("ok", "failure"):
+            raise CommandRejectedError("label takes '<frame id> ok' or '<frame id> failure'")
+        value = {"label": parts[1], "frame": parts[0], "alert": None}
+        return Command(CommandKind.ANSWER, camera=camera, value=value, origin="mqtt")
+    alert = None if text in PRESS_WORDS else text
+    if alert is not None and not _ID.match(alert):
+        raise CommandRejectedError(f"{word} takes PRESS, an empty payload or an alert id")
+    label = "ok" if word == "false_alarm" else "failure"
+    return Command(CommandKind.ANSWER, camera=camera, value={"label": label, "alert": alert, "frame": None},
+                   origin="mqtt")  # fmt: skip

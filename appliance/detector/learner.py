@@ -1,0 +1,209 @@
+"""The per-camera learner: a logistic regression on the camera's labelled frames, the generic model as prior.
+
+Every frame becomes a feature vector ``phi`` (:func:`frame_features`): the frame's L2-normalised global
+embedding and the patch embedding of its most failure-like grid cell (by the generic cell head), each
+halved, so ``|phi| = 1`` for the global part plus the cell part alike. The generic model's own evidence for
+the frame is one number, the **prior logit** ``s0`` (the normal-only scoring table of the model bundle,
+:mod:`appliance.detector.scoring`, in logit units).
+
+The camera's score is ``sigmoid(z)`` with
+
+    z = alpha * s0 + delta . phi + beta
+
+fitted on the camera's **support set**: its calibration frames (normal and failure examples) and every
+answer it was given since (the user on an alert or any recent frame, the cloud judge's verdict, a print that
+completed or was cancelled; :mod:`appliance.detector.answers`). The loss is the logistic loss with each
+class weighted to the same total weight (a camera has far more normal frames than failures), plus
+
+* ``l2 / 2 * |delta|^2``: how far the camera's labels may move it from the generic model. With a few labels
+  the score stays near the prior; with hundreds the camera's own boundary wins. ``l2`` is in units of the
+  per-class loss weight (each class sums to 1).
+* ``prior_pull / 2 * (alpha - 1)^2``: the generic logit keeps its weight unless the camera's labels say it
+  is miscalibrated there (a textured bed that the generic head reads as failure).
+
+``beta`` is free. ``delta`` lies in the span of the support's features (the representer theorem), so the fit
+is a Newton iteration in ``N + 2`` unknowns on the support's Gram matrix: a few milliseconds for the few
+hundred examples the support holds (``refit_ms`` is measured on every fit).
+
+**Only normal frames** (no failure label yet): there is nothing to separate, so ``alpha = 1``,
+``delta = 0``, and ``beta`` is the shift that keeps the threshold above the camera's normal frames (the
+calibration guard): the ``1 + N // 10``-th highest prior logit of them, plus ``guard_margin``, sits at 0. It
+only ever lowers the score (beta <= the model's own bias), so a camera whose normal look the model already
+reads as normal keeps the model's figures.
+
+**The uncertain band** is per camera, in logit units: ``|z| < band_logit`` is uncertain. It is set from the
+camera's own labelled frames: the median absolute logit of its misfitted or near-boundary labelled
+examples after the fit, clamped to ``[band_min, band_max]``; a camera whose labels the learner separates
+with a wide margin gets a narrow band (fewer cloud calls), one it barely separates a wide one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def _sigmoid(z: np.ndarray | float) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(z, dtype=np.float64), -40.0, 40.0)))
+
+
+@dataclass(frozen=True)
+class FrameFeatures:
+    """What the learner reads of one frame: ``phi`` (2 D,) and the generic prior logit ``s0``."""
+
+    phi: np.ndarray
+    s0: float
+
+
+def frame_features(embedding: np.ndarray, patches: np.ndarray, cell_logits: np.ndarray | None) -> np.ndarray:
+    """``phi`` (2 D,) float32: the global embedding and the most failure-like cell's patch embedding
+    (``cell_logits`` (P,) from the generic cell head; without one the cell farthest from the frame's mean)."""
+    cell = int(np.argmin(patches @ embedding)) if cell_logits is None else int(np.argmax(cell_logits))
+    return (np.concatenate([embedding, patches[cell]]) * np.float32(0.5)).astype(np.float32)
+
+
+@dataclass
+class LearnerParams:
+    """The learner's knobs (module docstring). Defaults measured on the dev cameras (models/README.md)."""
+
+    l2: float = 0.01
+    ok_weight: float = 3.0  # a false alarm costs this many missed failures (class weights ok : failure)
+    prior_pull: float = 1.0
+    guard_margin: float = 1.0
+    guard_outliers_per: int = 10
+    band_logit: float = 0.25  # used until the camera has labels of both classes
+    band_min: float = 0.25
+    band_max: float = 0.75
+    newton_steps: int = 25
+
+
+@dataclass
+class LearnerFit:
+    """What a fit produced: ``z = alpha * s0 + delta . phi + beta`` and the band, with how it was made."""
+
+    alpha: float = 1.0
+    beta: float = 0.0
+    delta: np.ndarray | None = None  # (2 D,) or None (prior only)
+    band_logit: float = 0.75
+    examples: int = 0
+    failures: int = 0
+    refit_ms: float = 0.0
+    mode: str = "prior"  # prior | guard | fitted
+
+    def logit(self, phi: np.ndarray, s0: np.ndarray | float) -> np.ndarray:
+        z = self.alpha * np.asarray(s0, np.float64) + self.beta
+        if self.delta is not None:
+            z = z + np.asarray(phi, np.float64) @ self.delta
+        return np.asarray(z, np.float64)
+
+
+def _balanced_weights(y: np.ndarray, ok_weight: float) -> np.ndarray:
+    """Each class sums to the same weight (failures 1, normal frames ``ok_weight``), however many it has."""
+    weights = np.zeros(len(y), np.float64)
+    for label, total in ((0.0, ok_weight), (1.0, 1.0)):
+        mask = y == label
+        if mask.any():
+            weights[mask] = total / mask.sum()
+    return weights
+
+
+def _guard_beta(s0: np.ndarray, params: LearnerParams, prior_bias: float) -> float:
+    """The shift that puts the ``1 + N // per``-th highest normal frame ``guard_margin`` under the threshold;
+    never above the model's own bias (``prior_bias`` = 0 for the generic logit)."""
+    if not len(s0) or params.guard_outliers_per <= 0:
+        return prior_bias
+    rank = 1 + len(s0) // params.guard_outliers_per
+    if rank > len(s0):
+        return prior_bias
+    floor = float(np.sort(s0)[-rank])
+    return min(prior_bias, -(floor + params.guard_margin))
+
+
+def fit(phi: np.ndarray, s0: np.ndarray, y: np.ndarray, params: LearnerParams) -> LearnerFit:
+    """Fit the camera's learner on its support: ``phi`` (N, 2 D), ``s0`` (N,), ``y`` (N,) 1.0 = failure."""
+    start = time.perf_counter()
+    y = np.asarray(y, np.float64)
+    s0 = np.asarray(s0, np.float64)
+    failures = int((y > 0.5).sum())
+    if failures == 0 or failures == len(y):
+        beta = _guard_beta(s0[y < 0.5], params, 0.0) if failures == 0 else 0.0
+        return LearnerFit(
+            beta=beta,
+            band_logit=params.band_logit,
+            examples=len(y),
+            failures=failures,
+            refit_ms=(time.perf_counter() - start) * 1000,
+            mode="guard" if len(y) else "prior",
+        )
+    x = np.asarray(phi, np.float64)
+    n = len(y)
+    gram = x @ x.T
+    c = _balanced_weights(y, params.ok_weight)
+    lam, mu = params.l2, params.prior_pull
+    a = np.zeros(n)
+    alpha, beta = 1.0, 0.0
+
+    def objective(a_: np.ndarray, alpha_: float, beta_: float) -> float:
+        z = alpha_ * s0 + gram @ a_ + beta_
+        loss = np.logaddexp(0.0, z) - y * z
+        return float(c @ loss + 0.5 * lam * a_ @ gram @ a_ + 0.5 * mu * (alpha_ - 1.0) ** 2)
+
+    current = objective(a, alpha, beta)
+    for _ in range(params.newton_steps):
+        z = alpha * s0 + gram @ a + beta
+        p = _sigmoid(z)
+        r = c * (p - y)
+        s = c * p * (1.0 - p)
+        # reduced Newton system in (a, alpha, beta): the a-rows divided by the Gram matrix (module docstring)
+        h = np.zeros((n + 2, n + 2))
+        h[:n, :n] = s[:, None] * gram + lam * np.eye(n)
+        h[:n, n] = s * s0
+        h[:n, n + 1] = s
+        h[n, :n] = (s * s0) @ gram
+        h[n, n] = (s * s0) @ s0 + mu
+        h[n, n + 1] = (s * s0).sum()
+        h[n + 1, :n] = s @ gram
+        h[n + 1, n] = (s * s0).sum()
+        h[n + 1, n + 1] = s.sum() + 1e-9
+        g = np.concatenate([r + lam * a, [r @ s0 + mu * (alpha - 1.0), r.sum()]])
+        try:
+            step = np.linalg.solve(h, g)
+        except np.linalg.LinAlgError:
+            step = np.linalg.lstsq(h, g, rcond=None)[0]
+        t = 1.0
+        while t > 1e-3:
+            candidate = (a - t * step[:n], alpha - t * step[n], beta - t * step[n + 1])
+            value = objective(*candidate)
+            if value <= current + 1e-12:
+                break
+            t *= 0.5
+        if t <= 1e-3:
+            break
+        a, alpha, beta = candidate
+        improvement, current = current - value, value
+        if improvement < 1e-7:
+            break
+    delta = (x.T @ a).astype(np.float64)
+    z = alpha * s0 + x @ delta + beta
+    return LearnerFit(
+        alpha=float(alpha),
+        beta=float(beta),
+        delta=delta,
+        band_logit=_band(z, y, params),
+        examples=n,
+        failures=failures,
+        refit_ms=(time.perf_counter() - start) * 1000,
+        mode="fitted",
+    )
+
+
+def _band(z: np.ndarray, y: np.ndarray, params: LearnerParams) -> float:
+    """The band from the camera's labelled logits: the median |z| of the examples on the wrong side or
+    within ``band_max`` of the boundary (the learner's least sure labelled frames), clamped."""
+    signed = np.where(y > 0.5, z, -z)  # > 0: on the right side, by that margin
+    unsure = np.abs(z[signed < params.band_max])
+    if not len(unsure):
+        return params.band_min
+    return float(np.clip(np.median(unsure), params.band_min, params.band_max))

@@ -1,0 +1,142 @@
+"""The per-camera learner: fit, refit, bounds, persistence, a damaged file set aside."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from appliance.detector import camera_learner
+from appliance.detector.camera_learner import MAX_PER_CLASS, Answer, CameraLearner, learner_path, reset
+from appliance.detector.learner import LearnerParams, fit
+
+D = 2560
+
+
+def _space(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two unit directions: normal frames near ``ok``, failures near ``bad``."""
+    rng = np.random.default_rng(seed)
+    ok, bad = rng.normal(size=D), rng.normal(size=D)
+    return ok / np.linalg.norm(ok), bad / np.linalg.norm(bad)
+
+
+def _frames(direction: np.ndarray, n: int, rng: np.random.Generator, noise: float = 0.5) -> np.ndarray:
+    x = direction + noise * rng.normal(size=(n, D)) / np.sqrt(D)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _answers(x: np.ndarray, label: str, s0: float, source: str = "user") -> list[Answer]:
+    return [Answer(label, source, row, s0, frame_id=f"{label}-{i}-{s0}") for i, row in enumerate(x)]
+
+
+def test_fit_separates_the_camera_labels_against_a_wrong_prior() -> None:
+    """The generic prior says every frame is a failure (s0 = +2); ten normal and five failure frames of the
+    camera are enough to score new frames of each right."""
+    rng = np.random.default_rng(0)
+    ok, bad = _space()
+    x = np.concatenate([_frames(ok, 10, rng), _frames(bad, 5, rng)])
+    y = np.array([0.0] * 10 + [1.0] * 5)
+    model = fit(x, np.full(15, 2.0), y, LearnerParams())
+    assert model.mode == "fitted" and model.examples == 15 and model.failures == 5
+    assert (model.logit(_frames(ok, 20, rng), 2.0) < 0).all()
+    assert (model.logit(_frames(bad, 20, rng), 2.0) > 0).all()
+    assert LearnerParams().band_min <= model.band_logit <= LearnerParams().band_max
+
+
+def test_normal_frames_only_keep_the_threshold_above_them() -> None:
+    """Without a failure label the learner is the prior shifted so that the camera's normal frames (but
+    one in ten) sit ``guard_margin`` under the threshold; a prior that already reads them normal is kept."""
+    rng = np.random.default_rng(1)
+    ok, _ = _space()
+    x = _frames(ok, 10, rng)
+    s0 = np.linspace(-1.0, 3.0, 10)  # the generic model reads some of this camera's normal look as failure
+    model = fit(x, s0, np.zeros(10), LearnerParams())
+    assert model.mode == "guard" and model.delta is None
+    assert model.logit(x[0], s0[-2]) == pytest.approx(-LearnerParams().guard_margin)
+    assert fit(x, np.full(10, -5.0), np.zeros(10), LearnerParams()).beta == 0.0
+
+
+def test_refit_after_an_answer_is_fast_at_the_cap() -> None:
+    """The refit after an answer with the support set full (both classes at their cap) stays under 50 ms."""
+    rng = np.random.default_rng(2)
+    ok, bad = _space()
+    learner = CameraLearner("cam", "fp")
+    learner.add(_answers(_frames(ok, MAX_PER_CLASS, rng, 2.0), "ok", 0.0), refit=False)
+    learner.add(_answers(_frames(bad, MAX_PER_CLASS, rng, 2.0), "failure", 0.0), refit=False)
+    times = []
+    for i in range(5):
+        start = time.perf_counter()
+        learner.add(Answer("failure", "user", _frames(bad, 1, rng, 2.0)[0], 0.0, frame_id=f"new-{i}"))
+        times.append((time.perf_counter() - start) * 1000)
+    assert learner.counts() == {"ok": MAX_PER_CLASS, "failure": MAX_PER_CLASS}
+    assert np.median(times) < 50, times
+
+
+def test_caps_drop_the_most_redundant_answer_and_keep_calibration() -> None:
+    rng = np.random.default_rng(3)
+    ok, _ = _space()
+    learner = CameraLearner("cam", "fp")
+    calibration = _answers(_frames(ok, 5, rng), "ok", 0.0, "calibration")
+    duplicate = _frames(ok, 1, rng)[0]
+    copies = [Answer("ok", "user", duplicate, 0.0, frame_id=f"dup-{i}") for i in range(MAX_PER_CLASS)]
+    learner.add(calibration + copies, refit=False)
+    assert learner.counts()["ok"] == MAX_PER_CLASS
+    assert sum(a.source == "calibration" for a in learner.answers) == 5  # near-identical copies went first
+
+
+def test_a_frame_answered_again_replaces_its_answer_and_withdraw_undoes() -> None:
+    rng = np.random.default_rng(4)
+    ok, bad = _space()
+    learner = CameraLearner("cam", "fp")
+    learner.add(_answers(_frames(ok, 4, rng), "ok", 0.0, "calibration"))
+    frame = _frames(bad, 1, rng)[0]
+    learner.add(Answer("ok", "user", frame, 0.0, frame_id="f1"))
+    learner.add(Answer("failure", "user", frame, 0.0, frame_id="f1"))
+    assert learner.counts() == {"ok": 4, "failure": 1} and learner.model.mode == "fitted"
+    assert learner.withdraw("f1") == 1 and learner.counts() == {"ok": 4, "failure": 0}
+    assert learner.model.mode == "guard"
+    assert learner.withdraw("nothing") == 0
+
+
+def test_answers_survive_a_restart_without_the_calibration_frames(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    ok, bad = _space()
+    learner = CameraLearner("cam", "fp")
+    learner.add(_answers(_frames(ok, 3, rng), "ok", 0.5, "calibration"))
+    learner.add(Answer("failure", "judge", _frames(bad, 1, rng)[0], 1.5, "f9", thumbnail=b"\xff\xd8jpeg"))
+    learner.save(tmp_path)
+    loaded = CameraLearner.load(tmp_path, "cam", "fp")
+    assert loaded is not None and len(loaded.answers) == 1
+    answer = loaded.answers[0]
+    assert (answer.label, answer.source, answer.frame_id, answer.thumbnail) == ("failure", "judge", "f9",
+                                                                                b"\xff\xd8jpeg")  # fmt: skip
+    assert answer.s0 == pytest.approx(1.5) and answer.phi.shape == (D,)
+    assert learner_path(tmp_path, "cam").stat().st_size < 20 * 1024
+    assert CameraLearner.load(tmp_path, "cam", "another model") is None  # another embedding space: unused
+    assert learner_path(tmp_path, "cam").exists()
+    assert reset(tmp_path, "cam") and not learner_path(tmp_path, "cam").exists()
+    assert not reset(tmp_path, "cam")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "random", "wrong shape"])
+def test_a_damaged_learner_file_is_set_aside(tmp_path: Path, damage: str) -> None:
+    rng = np.random.default_rng(6)
+    learner = CameraLearner("cam", "fp")
+    learner.add(_answers(_frames(_space()[0], 2, rng), "ok", 0.0))
+    path = learner.save(tmp_path)
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "random":
+        path.write_bytes(rng.bytes(len(data)))
+    else:
+        np.savez(path.with_suffix(""), version=np.array(camera_learner.VERSION), fingerprint=np.array("fp"))
+        path.with_suffix("").with_suffix(".npy").unlink(missing_ok=True)
+        path.with_name("learner.npz").write_bytes(path.with_suffix("").with_suffix(".npz").read_bytes())
+    assert CameraLearner.load(tmp_path, "cam", "fp") is None
+    assert not path.exists()
+    assert len(list(path.parent.glob("learner.npz.bad-*"))) == 1
