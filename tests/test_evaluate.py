@@ -140,13 +140,10 @@ def test_feedback_labels_a_row_only_after_scoring_it_and_only_when_asked(
     monkeypatch.setattr(PrototypeDetector, "analyse", logged_analyse)
     monkeypatch.setattr(evaluate, "Answer", logged_answer)
     result = run_eval(manifest, None, feedback=True)
-    scored_before = 0
-    for n, (kind, value) in enumerate(events):
+    for n, (kind, _) in enumerate(events):
         if kind == "answer":
             previous_kind, previous_verdict = events[n - 1]
             assert previous_kind == "scored" and previous_verdict is not Verdict.OK
-        else:
-            scored_before += 1
     answers = sum(kind == "answer" for kind, _ in events)
     asked = sum(kind == "scored" and value is not Verdict.OK for kind, value in events)
     assert answers == asked == result["overall"]["answers"]

@@ -108,6 +108,7 @@ class CameraLearner:
             np.fill_diagonal(sims, -2.0)
             a, b = np.unravel_index(int(np.argmax(sims)), sims.shape)
             first, second = self.answers[mine[a]], self.answers[mine[b]]
+
             # the older of the two most alike goes; a calibration frame only if both are
             def rank(x: Answer) -> tuple[bool, float]:
                 return (x.source == "calibration", x.time)
@@ -167,9 +168,7 @@ class CameraLearner:
             frame_ids=np.array([a.frame_id for a in answers], dtype="U64"),
             times=np.array([a.time for a in answers], np.float64),
             s0=np.array([a.s0 for a in answers], np.float32),
-            phi=(np.stack([a.phi for a in answers]) if answers else np.zeros((0, dim))).astype(
-                np.float16
-            ),
+            phi=(np.stack([a.phi for a in answers]) if answers else np.zeros((0, dim))).astype(np.float16),
             thumbs=np.frombuffer(b"".join(thumbs), np.uint8),
             thumb_offsets=offsets,
         )
@@ -207,9 +206,14 @@ class CameraLearner:
                 for n, (id_, label, source, frame_id, t, s0, phi) in enumerate(columns):
                     learner.answers.append(
                         Answer(
-                            label=str(label), source=str(source), phi=phi.astype(np.float32), s0=float(s0),
-                            frame_id=str(frame_id), thumbnail=blob[offsets[n] : offsets[n + 1]],
-                            time=float(t), id=str(id_),
+                            label=str(label),
+                            source=str(source),
+                            phi=phi.astype(np.float32),
+                            s0=float(s0),
+                            frame_id=str(frame_id),
+                            thumbnail=blob[offsets[n] : offsets[n + 1]],
+                            time=float(t),
+                            id=str(id_),
                         )
                     )
         except Exception as exc:  # any damage: truncated zip, bad CRC, missing or mis-shaped arrays

@@ -203,7 +203,8 @@ class PrototypeDetector(Detector):
         own embedding (the odd one out)."""
         if self.head_w is None or self.head_b is None:
             protos = self.bundle.prototypes
-            s0 = PROTOTYPE_SCALE * float((protos["failure"] @ embedding).max() - (protos["ok"] @ embedding).max())
+            nearest = float((protos["failure"] @ embedding).max() - (protos["ok"] @ embedding).max())
+            s0 = PROTOTYPE_SCALE * nearest
             cell_logits = (1.0 - patches @ embedding).astype(np.float32)
             return FrameFeatures(frame_features(embedding, patches, None), s0), cell_logits
         cell_logits = (patches @ self.head_w[1] + self.head_b[1]).astype(np.float32)

@@ -205,9 +205,7 @@ class CameraPipeline:
         self.emit(self.engine.camera_back(now), {})
         detection = self.detector.analyse(frame.image, self.scoring)
         is_failure, cloud = self.resolve(frame, detection)
-        self.last_frame_id = self.answers.observe(
-            frame.sequence, detection.features, frame.image, is_failure
-        )
+        self.last_frame_id = self.answers.observe(frame.sequence, detection.features, frame.image, is_failure)
         if self._judge_verdict is not None:
             # the judge's verdict is an answer: the learner is told what the cloud saw in this frame
             label = "failure" if self._judge_verdict else "ok"
