@@ -117,6 +117,7 @@ def test_alert_everywhere_once_commands_and_discovery(
                 (f"{BASE}/monitoring/set", "maybe"),
                 (f"{BASE}/nocam/pause/set", ""),
                 (f"{BASE}/relay/set", b"\xff\xfe"),
+                (f"{BASE}/printer/acknowledge/extra/set", "PRESS"),
             ]
             for topic, payload in bad:
                 subscriber.client.publish(topic, payload, qos=1)
@@ -125,11 +126,12 @@ def test_alert_everywhere_once_commands_and_discovery(
                 return [e for e in subscriber.json_on(f"{BASE}/event") if e["type"] == "command_rejected"]
 
             deadline = time.monotonic() + 5
-            while len(rejected()) < 4 and time.monotonic() < deadline:
+            while len(rejected()) < 5 and time.monotonic() < deadline:
                 time.sleep(0.05)
             reasons = " | ".join(e["reason"] for e in rejected())
             assert "unknown command 'explode'" in reasons and "ON or OFF" in reasons
             assert "unknown camera 'nocam'" in reasons and "not UTF-8" in reasons
+            assert "topic must be <base>[/<camera>]/<command>/set" in reasons  # extra levels
 
             raw = subscriber.wait_for(f"{BASE}/telemetry", lambda p: json.loads(p)["frames_analysed"] > 0)
             telemetry = json.loads(raw)
