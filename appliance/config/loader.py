@@ -4,7 +4,13 @@ Precedence, lowest first:
 
 1. ``/etc/layerwatch/layerwatch.toml`` (or ``--config``),
 2. files in ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``), one secret per file,
-3. the environment variables of the RTSP+Bedrock detector (``RTSP_URL``, ``MQTT_BROKER_URL``, ...).
+3. the environment variables of the earlier systems: the RTSP+Bedrock detector's (``RTSP_URL``,
+   ``MQTT_BROKER_URL``, ``INFERENCE_PROFILE_ARN``, ...), the monitoring system's
+   (``MQTT_USERNAME``, ``MQTT_PASSWORD``) and the bridge's (``OPENROUTER_API_KEY``, ``AI_MODEL``, ...).
+
+A variable that only makes sense with a judge also picks that judge when the file leaves
+``cloud.type`` unset (or ``"off"``): ``INFERENCE_PROFILE_ARN`` turns Bedrock on,
+``OPENROUTER_API_KEY`` the OpenAI-compatible judge, as those systems did.
 
 Overrides are applied to the raw tree before validation, so every error names the key path
 (``cameras.0.source.url``) and, where an override set it, the variable or credential it came from.
@@ -70,6 +76,12 @@ def _set_rtsp_url(tree: dict[str, Any], url: str) -> None:
         camera["source"] = {"type": "rtsp", "url": url}
 
 
+def _broker_url(name: str, raw: str) -> str:
+    """``10.0.0.3:1883`` as the RTSP+Bedrock detector's users wrote it means ``mqtt://10.0.0.3:1883``."""
+    raw = raw.strip()
+    return raw if "://" in raw else f"mqtt://{raw}"
+
+
 # name -> (config path it sets, how the raw string becomes the value)
 ENV_OVERRIDES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "DISCORD_WEBHOOK_URL": ("notify.discord.webhook_url", lambda n, v: v),
@@ -80,7 +92,13 @@ ENV_OVERRIDES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TEST_MODE": ("service.test_mode", _env_bool),
     "VERBOSE_LOGGING": ("service.log_level", lambda n, v: "debug" if _env_bool(n, v) else "info"),
     "ANALYSIS_INTERVAL": ("service.analysis_interval_s", lambda n, v: v),
-    "MQTT_BROKER_URL": ("mqtt.broker_url", lambda n, v: v),
+    "MQTT_BROKER_URL": ("mqtt.broker_url", _broker_url),
+    "MQTT_USERNAME": ("mqtt.username", lambda n, v: v),
+    "MQTT_PASSWORD": ("mqtt.password", lambda n, v: v),
+    "OPENROUTER_API_KEY": ("cloud.openai_compatible.api_key", lambda n, v: v),
+    "OPENROUTER_BASE_URL": ("cloud.openai_compatible.base_url", lambda n, v: v),
+    "AI_MODEL": ("cloud.openai_compatible.model", lambda n, v: v),
+    "AI_CONFIDENCE_THRESHOLD": ("cloud.min_confidence", lambda n, v: v),
     "MQTT_TOPIC": ("mqtt.status_topic", lambda n, v: v),
     "LAYERWATCH_STATE_DIR": ("service.state_dir", lambda n, v: v),
 }
@@ -112,7 +130,7 @@ def apply_overrides(
                 _set(tree, path, value)
                 origins[path] = f"credential {name}"
         rtsp_cred = Path(cred_dir) / "rtsp_url"
-        if rtsp_cred.is_file():
+        if rtsp_cred.is_file() and rtsp_cred.stat().st_size > 0:
             _set_rtsp_url(tree, rtsp_cred.read_text().strip())
             origins["cameras.0.source.url"] = "credential rtsp_url"
     if environ.get("RTSP_URL"):
@@ -124,7 +142,24 @@ def apply_overrides(
             continue
         _set(tree, path, convert(name, raw))
         origins[path] = f"env {name}"
+    _pick_judge(tree, environ, origins)
     return tree
+
+
+# variable -> the judge it switches on when the file does not choose one
+JUDGE_SWITCHES = {"INFERENCE_PROFILE_ARN": "bedrock", "OPENROUTER_API_KEY": "openai_compatible"}
+
+
+def _pick_judge(tree: dict[str, Any], environ: Mapping[str, str], origins: dict[str, str]) -> None:
+    cloud = tree.get("cloud")
+    chosen = cloud.get("type", "off") if isinstance(cloud, dict) else "off"
+    if chosen != "off":
+        return
+    for name, judge in JUDGE_SWITCHES.items():
+        if environ.get(name):
+            _set(tree, "cloud.type", judge)
+            origins["cloud.type"] = f"env {name}"
+            return
 
 
 def _key_path(loc: tuple[Any, ...], tree: Any) -> str:
@@ -192,5 +227,7 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
     except ValidationError as exc:
         raise ConfigError(validation_problems(exc, origins, tree)) from None
     if not config.cameras:
+        if not path.exists():
+            raise ConfigError([("(file)", f"{path} does not exist (and no env RTSP_URL names a camera)")])
         raise ConfigError([("cameras", "at least one [[cameras]] table (or env RTSP_URL) is needed")])
     return config
