@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from appliance.config.model import DEFAULT_CONFIG_PATH, LayerwatchConfig
+from appliance.config.reference import suggestion
 from appliance.errors import ConfigError
 
 EX_CONFIG = 78  # sysexits.h: configuration error
@@ -189,7 +190,8 @@ def validation_problems(
         path = _key_path(tuple(error["loc"]), tree)
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            message = "unknown key"
+            hint = suggestion(path)
+            message = f"unknown key ({hint})" if hint else "unknown key"
         origin = origins.get(path)
         problems.append((path, f"{message} (from {origin})" if origin else message))
     return problems
