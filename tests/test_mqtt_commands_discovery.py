@@ -111,6 +111,11 @@ def test_alert_everywhere_once_commands_and_discovery(
                 f"{BASE}/printer/state", lambda p: json.loads(p)["state"] == "cooldown", timeout=5
             )
 
+            # the test alarm for every camera: one "test" event on P/event (camera null), not per camera
+            subscriber.client.publish(f"{BASE}/test_alarm/set", "PRESS", qos=1)
+            raw = subscriber.wait_for(f"{BASE}/event", lambda p: json.loads(p)["type"] == "test", timeout=5)
+            assert json.loads(raw)["camera"] is None
+
             # malformed commands: rejected with a reason, the service keeps running
             bad = [
                 (f"{BASE}/printer/explode/set", "PRESS"),
@@ -142,7 +147,8 @@ def test_alert_everywhere_once_commands_and_discovery(
             service.stop_event.set()
             thread.join(10)
         assert octoprint.posts() == []  # acknowledged in time
-        assert len(discord.posts(HOOK)) == 1 and len(telegram.posts(f"/bot{TOKEN}/sendPhoto")) == 1
+        # the alert (with its image), then the test alarm's message
+        assert len(discord.posts(HOOK)) == 2 and len(telegram.posts(f"/bot{TOKEN}/sendPhoto")) == 1
         assert discord.posts()[0].parts["files[0]"].data[:2] == b"\xff\xd8"
     events = [e for e in subscriber.json_on(f"{BASE}/printer/event") if e["type"] == "alert"]
     assert len(events) == 1
