@@ -285,7 +285,7 @@ def test_the_profile_is_app_aws_profile_never_aws_profile(
     config_file = tmp_path / "layerwatch.toml"
     config_file.write_text(
         f'[service]\nstate_dir = "{tmp_path / "state"}"\n'
-        '[[cameras]]\nname = "printer"\nsource = { type = "replay", path = "clip.mp4" }\n'
+        '[[cameras]]\nname = "printer"\nsource = { type = "replay", path = "." }\n'
         f'[cloud]\ntype = "bedrock"\n[cloud.bedrock]\nendpoint_url = "{peer.url}"\n'
         f'sts_endpoint_url = "{peer.url}"\n'
     )

@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from appliance.config.file_checks import file_problems
 from appliance.config.model import DEFAULT_CONFIG_PATH, LayerwatchConfig
 from appliance.config.reference import suggestion
 from appliance.errors import ConfigError
@@ -232,4 +233,7 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
         if not path.exists():
             raise ConfigError([("(file)", f"{path} does not exist (and no env RTSP_URL names a camera)")])
         raise ConfigError([("cameras", "at least one [[cameras]] table (or env RTSP_URL) is needed")])
+    problems = file_problems(config)
+    if problems:
+        raise ConfigError(problems)
     return config
