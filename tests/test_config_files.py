@@ -42,3 +42,24 @@ def test_an_existing_replay_folder_passes(tmp_path: Path, capsys: pytest.Capture
     config = tmp_path / "layerwatch.toml"
     config.write_text(CAMERA + f'[cameras.source]\ntype = "replay"\npath = "{tmp_path}/frames"\n')
     assert main(["check-config", "--config", str(config)]) == 0
+
+
+def test_cross_field_errors_come_in_the_same_pass_as_field_errors(tmp_path: Path):
+    from appliance.config.loader import load_config
+    from appliance.errors import ConfigError
+
+    config = tmp_path / "layerwatch.toml"
+    config.write_text(
+        '[mqtt]\nkeepalive_s = "soon"\n'
+        '[[cameras]]\nname = "p"\n[cameras.source]\ntype = "rtsp"\nurl = "rtsp://h/s"\n'
+        "[cameras.decision]\nvotes = 6\nwindow = 5\ncooldown_s = -1\n"
+        '[[cameras]]\nname = "p"\n[cameras.source]\ntype = "rtsp"\nurl = "rtsp://h/t"\n'
+        "[cameras.decision]\nvotes = 9\nwindow = 5\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(config, {})
+    text = str(caught.value)
+    assert "mqtt.keepalive_s" in text and "cameras.0.decision.cooldown_s" in text  # field errors
+    assert "votes (6) cannot exceed window (5)" in text  # beside a field error of the same table
+    assert text.count("votes (9) cannot exceed window (5)") == 1  # the validator's own, not doubled
+    assert "camera names must be unique, repeated: p" in text

@@ -198,6 +198,38 @@ def validation_problems(
     return problems
 
 
+def cross_field_problems(tree: Any) -> list[tuple[str, str]]:
+    """The cross-field rules (unique camera names, ``votes <= window``, ``verify_min_agree <=
+    verify_frames``) checked on the raw tree wherever those fields parsed as plain values, so they
+    are reported in the same pass as field errors elsewhere: pydantic runs a model's own
+    cross-field validator only once all of that model's fields (and, at the top, all) are valid.
+    Messages match the validators' (``appliance.config.model``) so each problem appears once."""
+    problems: list[tuple[str, str]] = []
+    cameras = tree.get("cameras") if isinstance(tree, dict) else None
+    if not isinstance(cameras, list):
+        return problems
+    names = [c.get("name", "printer") for c in cameras if isinstance(c, dict)]
+    dupes = sorted({n for n in names if isinstance(n, str) and names.count(n) > 1})
+    if dupes:
+        problems.append(("(top level)", f"camera names must be unique, repeated: {', '.join(dupes)}"))
+    for index, camera in enumerate(cameras):
+        decision = camera.get("decision") if isinstance(camera, dict) else None
+        if not isinstance(decision, dict):
+            continue
+        votes, window = decision.get("votes", 3), decision.get("window", 5)
+        if isinstance(votes, int) and isinstance(window, int) and votes > window:
+            problems.append((f"cameras.{index}.decision", f"votes ({votes}) cannot exceed window ({window})"))
+        agree, frames = decision.get("verify_min_agree", 2), decision.get("verify_frames", 4)
+        if isinstance(agree, int) and isinstance(frames, int) and frames and agree > frames:
+            problems.append(
+                (
+                    f"cameras.{index}.decision",
+                    f"verify_min_agree ({agree}) cannot exceed verify_frames ({frames})",
+                )
+            )
+    return problems
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
@@ -228,7 +260,10 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
     try:
         config = LayerwatchConfig.model_validate(tree)
     except ValidationError as exc:
-        raise ConfigError(validation_problems(exc, origins, tree)) from None
+        problems = validation_problems(exc, origins, tree)
+        known = {message for _, message in problems}
+        problems += [p for p in cross_field_problems(tree) if p[1] not in known]
+        raise ConfigError(problems) from None
     if not config.cameras:
         if not path.exists():
             raise ConfigError([("(file)", f"{path} does not exist (and no env RTSP_URL names a camera)")])
