@@ -145,7 +145,22 @@ def apply_overrides(
         _set(tree, path, convert(name, raw))
         origins[path] = f"env {name}"
     _pick_judge(tree, environ, origins)
+    _always_mode_interval(tree)
     return tree
+
+
+ALWAYS_MODE_INTERVAL_S = 10.0  # the RTSP+Bedrock detector's ANALYSIS_INTERVAL default
+
+
+def _always_mode_interval(tree: dict[str, Any]) -> None:
+    """With ``cloud.mode = "always"`` and no interval set (file or ``ANALYSIS_INTERVAL``), analyse
+    every 10 s, as the RTSP+Bedrock detector did, instead of the local model's 2 s."""
+    cloud, service = tree.get("cloud"), tree.get("service")
+    if not isinstance(cloud, dict) or cloud.get("mode") != "always":
+        return
+    if isinstance(service, dict) and "analysis_interval_s" in service:
+        return
+    _set(tree, "service.analysis_interval_s", ALWAYS_MODE_INTERVAL_S)
 
 
 # variable -> the judge it switches on when the file does not choose one
