@@ -103,16 +103,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from appliance.service.runner import Service, dumps
+    from appliance.service.runner import Service
 
     config = _load(args.config)
     setup_logging(config.service.log_level)
     service = Service(config, print_decisions=args.print_decisions, max_frames=args.max_frames)
     service.install_signal_handlers()
-    if config.service.test_mode:
-        print(dumps(service.test_once()))
-        return 0
-    return service.run()
+    return service.run()  # with service.test_mode it waits for manual triggers (SIGUSR1)
 
 
 def cmd_test(args: argparse.Namespace) -> int:

@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python}
+if ! "$PY" -c 'import ruff, mypy, pytest' 2>/dev/null; then
+  echo "scripts/test.sh: run first: $PY -m pip install -e '.[dev,litert,systemd,cloud,train]'" >&2
+  exit 2
+fi
 "$PY" -m ruff check appliance tests scripts
 "$PY" -m ruff format --check appliance tests scripts
 "$PY" -m mypy

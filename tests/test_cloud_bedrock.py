@@ -165,21 +165,34 @@ def test_malformed_refused_and_rejected_answers_are_no_verdict(tmp_path: Path, p
 def test_throttling_and_503_are_retried_with_growing_waits(
     tmp_path: Path, peer: CloudPeer, error: Any, monkeypatch: pytest.MonkeyPatch
 ):
-    # botocore's standard mode waits rand() * 2**(attempt - 1) s; pin rand() so the waits are measurable
+    # botocore's standard mode waits rand() * scale * 2**(attempt - 1) s. The scale is 1 s for every
+    # error in older botocore (1.35.99 tested); botocore's "new retries" (NEW_RETRIES_ENABLED, on in
+    # 1.44.8) keep 1 s for throttling but use 50 ms for other transient errors (5xx). Pin rand() and
+    # record the waits botocore computes, so the test holds for both and still sees them slept.
     original = standard.ExponentialBackoff.__init__
+    original_delay = standard.ExponentialBackoff.delay_amount
+    delays: list[float] = []
 
     def pinned_jitter(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
         self._random = lambda: 0.15
 
+    def recorded_delay(self: Any, context: Any) -> float:
+        delays.append(original_delay(self, context))
+        return delays[-1]
+
     monkeypatch.setattr(standard.ExponentialBackoff, "__init__", pinned_jitter)
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", recorded_delay)
     judge, telemetry = make_judge(tmp_path, peer, bedrock={"max_attempts": 4})
     peer.converse.extend([error, error, error])
     assert judge.judge("printer", frame(), UNCERTAIN, "uncertain") is True
     arrivals = [s.at for s in peer.of("converse")]
     assert len(arrivals) == 4
+    scales = getattr(standard.ExponentialBackoff, "_DEFAULT_BACKOFF_CONFIG", {})
+    scale = 1.0 if error.status == 429 else scales.get("non_throttling_base_scale", 1.0)
+    assert delays == pytest.approx([0.15 * scale, 0.3 * scale, 0.6 * scale])
     waits = np.diff(arrivals)
-    assert waits[0] >= 0.1 and waits[1] > 1.4 * waits[0] and waits[2] > 1.4 * waits[1], waits
+    assert all(wait >= delay - 0.005 for wait, delay in zip(waits, delays, strict=True)), (waits, delays)
     assert telemetry["cloud_failures"] == 0 and telemetry["cloud_calls"] == 1
 
 
@@ -272,7 +285,7 @@ def test_the_profile_is_app_aws_profile_never_aws_profile(
     config_file = tmp_path / "layerwatch.toml"
     config_file.write_text(
         f'[service]\nstate_dir = "{tmp_path / "state"}"\n'
-        '[[cameras]]\nname = "printer"\nsource = { type = "replay", path = "clip.mp4" }\n'
+        '[[cameras]]\nname = "printer"\nsource = { type = "replay", path = "." }\n'
         f'[cloud]\ntype = "bedrock"\n[cloud.bedrock]\nendpoint_url = "{peer.url}"\n'
         f'sts_endpoint_url = "{peer.url}"\n'
     )

@@ -135,14 +135,14 @@ def test_the_judge_is_off_by_default_and_the_plugin_must_be_complete():
 def test_config_errors_name_the_cloud_key(tmp_path: Path):
     path = tmp_path / "layerwatch.toml"
     path.write_text(
-        '[[cameras]]\nname = "p"\nsource = { type = "replay", path = "x.mp4" }\n'
+        '[[cameras]]\nname = "p"\nsource = { type = "replay", path = "." }\n'
         '[cloud]\ntype = "bedrock"\n[cloud.budget]\ncalls_per_hour = -1\n'
     )
     with pytest.raises(ConfigError) as raised:
         load_config(path, {})
     assert "cloud.budget.calls_per_hour" in str(raised.value)
     path.write_text(
-        '[[cameras]]\nname = "p"\nsource = { type = "replay", path = "x.mp4" }\n[cloud]\ntype = "bedrock"\n'
+        '[[cameras]]\nname = "p"\nsource = { type = "replay", path = "." }\n[cloud]\ntype = "bedrock"\n'
     )
     config = load_config(path, {"INFERENCE_PROFILE_ARN": "arn:aws:bedrock:us-west-2:1:inference-profile/x"})
     assert config.cloud.type == "bedrock" and config.cloud.bedrock.model_id.endswith("/x")

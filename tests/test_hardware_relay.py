@@ -134,7 +134,7 @@ def test_release_helper_runs_as_exec_stop_post(tmp_path: Path):
     config = tmp_path / "layerwatch.toml"
     config.write_text(
         "[hardware]\nrelay = { pin = 27, active_high = false }\n"
-        '[[cameras]]\nname = "p"\nsource = { type = "replay", path = "x.mp4" }\n'
+        '[[cameras]]\nname = "p"\nsource = { type = "replay", path = "." }\n'
     )
     proc = subprocess.run(
         [sys.executable, "-m", "appliance.hardware.relay", "--release", "--config", str(config)],

@@ -111,12 +111,18 @@ def test_alert_everywhere_once_commands_and_discovery(
                 f"{BASE}/printer/state", lambda p: json.loads(p)["state"] == "cooldown", timeout=5
             )
 
+            # the test alarm for every camera: one "test" event on P/event (camera null), not per camera
+            subscriber.client.publish(f"{BASE}/test_alarm/set", "PRESS", qos=1)
+            raw = subscriber.wait_for(f"{BASE}/event", lambda p: json.loads(p)["type"] == "test", timeout=5)
+            assert json.loads(raw)["camera"] is None
+
             # malformed commands: rejected with a reason, the service keeps running
             bad = [
                 (f"{BASE}/printer/explode/set", "PRESS"),
                 (f"{BASE}/monitoring/set", "maybe"),
                 (f"{BASE}/nocam/pause/set", ""),
                 (f"{BASE}/relay/set", b"\xff\xfe"),
+                (f"{BASE}/printer/acknowledge/extra/set", "PRESS"),
             ]
             for topic, payload in bad:
                 subscriber.client.publish(topic, payload, qos=1)
@@ -125,11 +131,12 @@ def test_alert_everywhere_once_commands_and_discovery(
                 return [e for e in subscriber.json_on(f"{BASE}/event") if e["type"] == "command_rejected"]
 
             deadline = time.monotonic() + 5
-            while len(rejected()) < 4 and time.monotonic() < deadline:
+            while len(rejected()) < 5 and time.monotonic() < deadline:
                 time.sleep(0.05)
             reasons = " | ".join(e["reason"] for e in rejected())
             assert "unknown command 'explode'" in reasons and "ON or OFF" in reasons
             assert "unknown camera 'nocam'" in reasons and "not UTF-8" in reasons
+            assert "topic must be <base>[/<camera>]/<command>/set" in reasons  # extra levels
 
             raw = subscriber.wait_for(f"{BASE}/telemetry", lambda p: json.loads(p)["frames_analysed"] > 0)
             telemetry = json.loads(raw)
@@ -140,7 +147,8 @@ def test_alert_everywhere_once_commands_and_discovery(
             service.stop_event.set()
             thread.join(10)
         assert octoprint.posts() == []  # acknowledged in time
-        assert len(discord.posts(HOOK)) == 1 and len(telegram.posts(f"/bot{TOKEN}/sendPhoto")) == 1
+        # the alert (with its image), then the test alarm's message
+        assert len(discord.posts(HOOK)) == 2 and len(telegram.posts(f"/bot{TOKEN}/sendPhoto")) == 1
         assert discord.posts()[0].parts["files[0]"].data[:2] == b"\xff\xd8"
     events = [e for e in subscriber.json_on(f"{BASE}/printer/event") if e["type"] == "alert"]
     assert len(events) == 1

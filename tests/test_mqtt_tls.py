@@ -84,7 +84,7 @@ def config_for(tmp_path: Path, port: int, ca: Path, credentials: Path):
     path = tmp_path / "layerwatch.toml"
     path.write_text(
         f'[mqtt]\nbroker_url = "mqtts://127.0.0.1:{port}"\nusername = "layerwatch"\nca_file = "{ca}"\n'
-        '[[cameras]]\nname = "printer"\nsource = { type = "replay", path = "clip.mp4" }\n'
+        '[[cameras]]\nname = "printer"\nsource = { type = "replay", path = "." }\n'
     )
     return load_config(path, environ={"CREDENTIALS_DIRECTORY": str(credentials)})
 

@@ -84,3 +84,27 @@ def test_the_judges_words_travel_with_the_frame(tmp_path: Path, detector):
     p = pipeline(tmp_path, detector, DescribingJudge(True))
     vote, cloud = p.resolve(FRAME, det(Verdict.UNCERTAIN))
     assert vote is True and cloud is not None and cloud["description"] == "strands"
+
+
+def test_always_mode_puts_every_analysed_frame_to_the_judge(tmp_path: Path, detector):
+    judge = RecordingJudge(True)
+    judge.mode = "always"  # type: ignore[attr-defined]
+    p = pipeline(tmp_path, detector, judge)
+    assert p.resolve(FRAME, det(Verdict.OK)) == (True, None)  # the judge's verdict decides
+    assert p.resolve(FRAME, det(Verdict.FAILURE)) == (True, None)
+    assert len(judge.calls) == 2
+
+
+def test_always_mode_defaults_the_interval_to_10_s_and_keeps_a_set_one(tmp_path: Path):
+    from appliance.config.loader import load_config
+
+    path = tmp_path / "layerwatch.toml"
+    path.write_text('[cloud]\nmode = "always"\n')
+    environ = {"RTSP_URL": "rtsp://h/s", "INFERENCE_PROFILE_ARN": "arn:x"}
+    config = load_config(path, environ)
+    assert config.cloud.type == "bedrock" and config.service.analysis_interval_s == 10
+    assert load_config(path, {**environ, "ANALYSIS_INTERVAL": "30"}).service.analysis_interval_s == 30
+    assert (
+        load_config(None, {**environ, "LAYERWATCH_CONFIG": str(tmp_path / "x.toml")}).cloud.mode
+        == "uncertain"
+    )

@@ -6,6 +6,9 @@ bytes: botocore base64-encodes them on the wire) and the question, ``temperature
 
 Throttling (``ThrottlingException``, 429) and 5xx are retried by botocore's ``standard`` (or
 ``adaptive``) retry mode: exponential backoff with full jitter, ``max_attempts`` attempts in all.
+The n-th wait is ``random() * scale * 2**(n-1)`` seconds; ``scale`` is 1 s for throttling, and for
+5xx 1 s in older botocore but 50 ms in botocore's "new retries" (botocore 1.44, so a 503 is retried
+within about 0.35 s in all). Both botocore lines are tested (see ``pyproject.toml`` for the range).
 Credentials come from :mod:`.aws_credentials`. When Bedrock or STS refuses them (expired, revoked,
 a rotated file), the client is rebuilt once with freshly fetched credentials and the call is made
 once more; a second refusal is reported as :class:`~appliance.errors.CloudCredentialsError` and the

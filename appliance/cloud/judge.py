@@ -97,6 +97,11 @@ class CloudJudge:
         self.publish()
 
     # -- the Judge protocol -------------------------------------------------------------------
+    @property
+    def mode(self) -> str:
+        """``cloud.mode``: ``uncertain`` or ``always`` (read by the camera pipeline)."""
+        return self.config.mode
+
     def judge(self, camera: str, frame: Frame, detection: Detection, purpose: str) -> bool | None:
         """True (failure), False (ok) or None (no verdict); never waits longer than ``timeout_s``."""
         start = self.clock()

@@ -156,11 +156,18 @@ class PrivacyConfig(StrictModel):
 
 
 class CloudConfig(StrictModel):
-    """The cloud judge: asked only about frames the detector marks uncertain, within budget."""
+    """The cloud judge: asked about uncertain frames (``mode = "always"``: every frame), within budget."""
 
     type: JudgeType = Field(
         "off",
         description="Judge plugin: off (default, nothing leaves the device), bedrock, openai_compatible.",
+    )
+    mode: Literal["uncertain", "always"] = Field(
+        "uncertain",
+        description="Which frames the judge is asked about: uncertain (default: only frames the model "
+        "is unsure of, plus burst frames it cannot confirm) or always (every analysed frame, as the "
+        "RTSP+Bedrock detector did; service.analysis_interval_s then defaults to 10 s). The budget "
+        "applies either way.",
     )
     timeout_s: float = Field(
         5.0,

@@ -4,7 +4,13 @@ Precedence, lowest first:
 
 1. ``/etc/layerwatch/layerwatch.toml`` (or ``--config``),
 2. files in ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``), one secret per file,
-3. the environment variables of the RTSP+Bedrock detector (``RTSP_URL``, ``MQTT_BROKER_URL``, ...).
+3. the environment variables of the earlier systems: the RTSP+Bedrock detector's (``RTSP_URL``,
+   ``MQTT_BROKER_URL``, ``INFERENCE_PROFILE_ARN``, ...), the monitoring system's
+   (``MQTT_USERNAME``, ``MQTT_PASSWORD``) and the bridge's (``OPENROUTER_API_KEY``, ``AI_MODEL``, ...).
+
+A variable that only makes sense with a judge also picks that judge when the file leaves
+``cloud.type`` unset (or ``"off"``): ``INFERENCE_PROFILE_ARN`` turns Bedrock on,
+``OPENROUTER_API_KEY`` the OpenAI-compatible judge, as those systems did.
 
 Overrides are applied to the raw tree before validation, so every error names the key path
 (``cameras.0.source.url``) and, where an override set it, the variable or credential it came from.
@@ -20,7 +26,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from appliance.config.file_checks import file_problems
 from appliance.config.model import DEFAULT_CONFIG_PATH, LayerwatchConfig
+from appliance.config.reference import suggestion
 from appliance.errors import ConfigError
 
 EX_CONFIG = 78  # sysexits.h: configuration error
@@ -70,6 +78,12 @@ def _set_rtsp_url(tree: dict[str, Any], url: str) -> None:
         camera["source"] = {"type": "rtsp", "url": url}
 
 
+def _broker_url(name: str, raw: str) -> str:
+    """``10.0.0.3:1883`` as the RTSP+Bedrock detector's users wrote it means ``mqtt://10.0.0.3:1883``."""
+    raw = raw.strip()
+    return raw if "://" in raw else f"mqtt://{raw}"
+
+
 # name -> (config path it sets, how the raw string becomes the value)
 ENV_OVERRIDES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "DISCORD_WEBHOOK_URL": ("notify.discord.webhook_url", lambda n, v: v),
@@ -80,7 +94,13 @@ ENV_OVERRIDES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TEST_MODE": ("service.test_mode", _env_bool),
     "VERBOSE_LOGGING": ("service.log_level", lambda n, v: "debug" if _env_bool(n, v) else "info"),
     "ANALYSIS_INTERVAL": ("service.analysis_interval_s", lambda n, v: v),
-    "MQTT_BROKER_URL": ("mqtt.broker_url", lambda n, v: v),
+    "MQTT_BROKER_URL": ("mqtt.broker_url", _broker_url),
+    "MQTT_USERNAME": ("mqtt.username", lambda n, v: v),
+    "MQTT_PASSWORD": ("mqtt.password", lambda n, v: v),
+    "OPENROUTER_API_KEY": ("cloud.openai_compatible.api_key", lambda n, v: v),
+    "OPENROUTER_BASE_URL": ("cloud.openai_compatible.base_url", lambda n, v: v),
+    "AI_MODEL": ("cloud.openai_compatible.model", lambda n, v: v),
+    "AI_CONFIDENCE_THRESHOLD": ("cloud.min_confidence", lambda n, v: v),
     "MQTT_TOPIC": ("mqtt.status_topic", lambda n, v: v),
     "LAYERWATCH_STATE_DIR": ("service.state_dir", lambda n, v: v),
 }
@@ -112,7 +132,7 @@ def apply_overrides(
                 _set(tree, path, value)
                 origins[path] = f"credential {name}"
         rtsp_cred = Path(cred_dir) / "rtsp_url"
-        if rtsp_cred.is_file():
+        if rtsp_cred.is_file() and rtsp_cred.stat().st_size > 0:
             _set_rtsp_url(tree, rtsp_cred.read_text().strip())
             origins["cameras.0.source.url"] = "credential rtsp_url"
     if environ.get("RTSP_URL"):
@@ -124,7 +144,39 @@ def apply_overrides(
             continue
         _set(tree, path, convert(name, raw))
         origins[path] = f"env {name}"
+    _pick_judge(tree, environ, origins)
+    _always_mode_interval(tree)
     return tree
+
+
+ALWAYS_MODE_INTERVAL_S = 10.0  # the RTSP+Bedrock detector's ANALYSIS_INTERVAL default
+
+
+def _always_mode_interval(tree: dict[str, Any]) -> None:
+    """With ``cloud.mode = "always"`` and no interval set (file or ``ANALYSIS_INTERVAL``), analyse
+    every 10 s, as the RTSP+Bedrock detector did, instead of the local model's 2 s."""
+    cloud, service = tree.get("cloud"), tree.get("service")
+    if not isinstance(cloud, dict) or cloud.get("mode") != "always":
+        return
+    if isinstance(service, dict) and "analysis_interval_s" in service:
+        return
+    _set(tree, "service.analysis_interval_s", ALWAYS_MODE_INTERVAL_S)
+
+
+# variable -> the judge it switches on when the file does not choose one
+JUDGE_SWITCHES = {"INFERENCE_PROFILE_ARN": "bedrock", "OPENROUTER_API_KEY": "openai_compatible"}
+
+
+def _pick_judge(tree: dict[str, Any], environ: Mapping[str, str], origins: dict[str, str]) -> None:
+    cloud = tree.get("cloud")
+    chosen = cloud.get("type", "off") if isinstance(cloud, dict) else "off"
+    if chosen != "off":
+        return
+    for name, judge in JUDGE_SWITCHES.items():
+        if environ.get(name):
+            _set(tree, "cloud.type", judge)
+            origins["cloud.type"] = f"env {name}"
+            return
 
 
 def _key_path(loc: tuple[Any, ...], tree: Any) -> str:
@@ -154,9 +206,42 @@ def validation_problems(
         path = _key_path(tuple(error["loc"]), tree)
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            message = "unknown key"
+            hint = suggestion(path)
+            message = f"unknown key ({hint})" if hint else "unknown key"
         origin = origins.get(path)
         problems.append((path, f"{message} (from {origin})" if origin else message))
+    return problems
+
+
+def cross_field_problems(tree: Any) -> list[tuple[str, str]]:
+    """The cross-field rules (unique camera names, ``votes <= window``, ``verify_min_agree <=
+    verify_frames``) checked on the raw tree wherever those fields parsed as plain values, so they
+    are reported in the same pass as field errors elsewhere: pydantic runs a model's own
+    cross-field validator only once all of that model's fields (and, at the top, all) are valid.
+    Messages match the validators' (``appliance.config.model``) so each problem appears once."""
+    problems: list[tuple[str, str]] = []
+    cameras = tree.get("cameras") if isinstance(tree, dict) else None
+    if not isinstance(cameras, list):
+        return problems
+    names = [c.get("name", "printer") for c in cameras if isinstance(c, dict)]
+    dupes = sorted({n for n in names if isinstance(n, str) and names.count(n) > 1})
+    if dupes:
+        problems.append(("(top level)", f"camera names must be unique, repeated: {', '.join(dupes)}"))
+    for index, camera in enumerate(cameras):
+        decision = camera.get("decision") if isinstance(camera, dict) else None
+        if not isinstance(decision, dict):
+            continue
+        votes, window = decision.get("votes", 3), decision.get("window", 5)
+        if isinstance(votes, int) and isinstance(window, int) and votes > window:
+            problems.append((f"cameras.{index}.decision", f"votes ({votes}) cannot exceed window ({window})"))
+        agree, frames = decision.get("verify_min_agree", 2), decision.get("verify_frames", 4)
+        if isinstance(agree, int) and isinstance(frames, int) and frames and agree > frames:
+            problems.append(
+                (
+                    f"cameras.{index}.decision",
+                    f"verify_min_agree ({agree}) cannot exceed verify_frames ({frames})",
+                )
+            )
     return problems
 
 
@@ -190,7 +275,15 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
     try:
         config = LayerwatchConfig.model_validate(tree)
     except ValidationError as exc:
-        raise ConfigError(validation_problems(exc, origins, tree)) from None
+        problems = validation_problems(exc, origins, tree)
+        known = {message for _, message in problems}
+        problems += [p for p in cross_field_problems(tree) if p[1] not in known]
+        raise ConfigError(problems) from None
     if not config.cameras:
+        if not path.exists():
+            raise ConfigError([("(file)", f"{path} does not exist (and no env RTSP_URL names a camera)")])
         raise ConfigError([("cameras", "at least one [[cameras]] table (or env RTSP_URL) is needed")])
+    problems = file_problems(config)
+    if problems:
+        raise ConfigError(problems)
     return config

@@ -39,7 +39,11 @@ class ServiceConfig(StrictModel):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level; VERBOSE_LOGGING=true sets debug."
     )
-    test_mode: bool = Field(False, description="Analyse one frame on demand and exit (env TEST_MODE).")
+    test_mode: bool = Field(
+        False,
+        description="Analyse nothing until a manual trigger (SIGUSR1), then one frame per camera per trigger "
+        "(env TEST_MODE, as the RTSP+Bedrock detector did); `layerwatch test` is the one-shot.",
+    )
     max_consecutive_errors: int = Field(5, ge=1, description="Errors in a row before backing off.")
     error_backoff_s: float = Field(60.0, ge=0, description="Seconds to pause after too many errors in a row.")
     watchdog: bool = Field(

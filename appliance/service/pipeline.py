@@ -233,7 +233,9 @@ class CameraPipeline:
         ``uncertain_counts_as_failure`` decides."""
         purpose = None
         self._judge_verdict = None
-        if detection.verdict == Verdict.UNCERTAIN:
+        if self.judge is not None and getattr(self.judge, "mode", "uncertain") == "always":
+            purpose = "always"  # cloud.mode = "always": every analysed frame is put to the judge
+        elif detection.verdict == Verdict.UNCERTAIN:
             purpose = "uncertain"
         elif detection.verdict == Verdict.OK and self.engine.burst_needs_every_frame():
             purpose = "verify"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import signal
 import threading
 import time
@@ -57,6 +58,8 @@ class Service:
         self.notifier = notifier or SystemdNotifier()
         self.max_frames = max_frames
         self.stop_event = threading.Event()
+        #: set by SIGUSR1 (or :meth:`trigger`): in ``service.test_mode`` each analyses one frame per camera
+        self.manual_trigger = threading.Event()
         self.pipelines: list[CameraPipeline] = []
         self.detector: PrototypeDetector | None = None
         self.sinks: list[ActionSink] = []
@@ -93,6 +96,11 @@ class Service:
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGUSR1, lambda signum, frame: self.trigger())
+
+    def trigger(self) -> None:
+        """The manual trigger of ``service.test_mode`` (``systemctl kill -s USR1 layerwatch``)."""
+        self.manual_trigger.set()
 
     # -- set-up -----------------------------------------------------------------------------
     def build(self) -> None:
@@ -136,6 +144,15 @@ class Service:
 
     def _loop(self) -> None:
         interval = self.config.service.analysis_interval_s
+        # TEST_MODE (the RTSP+Bedrock detector's): nothing is analysed until a manual trigger, then
+        # one frame per camera per trigger; `layerwatch test` is the one-shot that exits
+        manual = self.config.service.test_mode
+        if manual:
+            logger.info(
+                "test mode: waiting for a manual trigger (SIGUSR1: systemctl kill -s USR1 layerwatch)"
+            )
+            for pipeline in self.pipelines:
+                pipeline.next_due = math.inf
         while not self.stop_event.is_set():
             self.notifier.watchdog()
             self._handle_commands()
@@ -144,6 +161,11 @@ class Service:
             if not active:
                 logger.info("every source has ended")
                 return
+            if manual and self.manual_trigger.is_set():
+                self.manual_trigger.clear()
+                logger.info("test mode: manual trigger, analysing one frame per camera")
+                for pipeline in active:
+                    pipeline.next_due = time.monotonic()
             pipeline = min(active, key=lambda p: p.next_due)
             now = time.monotonic()
             if pipeline.next_due > now:
@@ -162,6 +184,8 @@ class Service:
             # sets context.telemetry["interval_scale"] (1.0 when cool)
             scaled = interval * max(1.0, self.context.telemetry.get("interval_scale", 1.0))
             pipeline.next_due = time.monotonic() + (pipeline.engine.next_interval(scaled) if result else 0.0)
+            if manual:
+                pipeline.next_due = math.inf
             if result is None and not pipeline.finished and pipeline.state == CameraState.CAMERA_OFFLINE:
                 pipeline.next_due = time.monotonic() + LOOP_TICK_S
             self._after_step()

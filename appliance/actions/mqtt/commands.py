@@ -60,8 +60,14 @@ _ID = re.compile(r"^[0-9a-z][0-9a-z_-]{0,47}$")
 
 
 def command_topics(base: str) -> list[str]:
-    """The subscriptions that catch every command topic under ``base``."""
-    return [f"{base}/+/set", f"{base}/+/+/set"]
+    """The subscriptions that catch every command topic under ``base``.
+
+    The first two are the valid shapes; the third catches every topic four or more levels deep
+    (``P/printer/acknowledge/extra/set``), so a malformed command is rejected and reported instead
+    of silently ignored. None of them overlaps another, and none matches what the appliance itself
+    publishes under ``base`` (at most two levels: ``P/<camera>/state``), so nothing arrives twice.
+    """
+    return [f"{base}/+/set", f"{base}/+/+/set", f"{base}/+/+/+/+/#"]
 
 
 def _switch(word: str) -> bool:

@@ -3,7 +3,8 @@
 Out: each alert goes through the outbox ``<state_dir>/outbox/mqtt``. Delivering it publishes the
 evidence JPEG, retained, on ``P/<camera>/snapshot`` and then the event JSON on ``P/<camera>/event``
 (``type``, ``id``, ``repeat``, ``time``, ``camera``, ``score``, ``state``, ``votes``, ``window``,
-``description``, ``cloud_verdict``), both QoS 1; the file is removed once the broker acknowledged
+``description``, ``cloud_verdict``), both QoS 1 (a test alarm for all cameras has no camera: its
+event goes to the device topic ``P/event``); the file is removed once the broker acknowledged
 both. While the broker is away the worker waits; a message paho already holds is never published
 a second time by this process (paho re-sends it after the reconnect), so each alert reaches the
 broker once. Receivers may also de-duplicate on ``id`` + ``repeat``.

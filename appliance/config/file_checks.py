@@ -1,0 +1,47 @@
+"""Checks of a valid configuration that need the file system but no hardware and no network.
+
+A replay file or folder that is not there, a model file, a USB device path (``/dev/video0``, the
+udev name ``/dev/layerwatch-cam``), a TLS file or an API key file: each is a configuration error,
+reported with its key path by ``check-config`` and by ``run`` before anything is opened, so the
+service exits 78 (which the unit's ``RestartPreventExitStatus=78`` does not restart) instead of
+failing later with exit 1 and being restarted in a loop.
+
+Wiring: :func:`appliance.config.loader.load_config` calls :func:`file_problems` after validation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from appliance.config.model import LayerwatchConfig
+
+
+def _missing(key: str, path: Path | None, what: str, *, folder_ok: bool = False) -> list[tuple[str, str]]:
+    if path is None:
+        return []
+    if folder_ok and path.is_dir():
+        return []
+    if path.is_file() or (what == "device" and path.exists()):
+        return []
+    kind = "file or folder" if folder_ok else what
+    return [(key, f"{path} does not exist (a {kind} is needed)")]
+
+
+def file_problems(config: LayerwatchConfig) -> list[tuple[str, str]]:
+    """Every path in ``config`` that must exist and does not, as ``(key path, message)``."""
+    problems: list[tuple[str, str]] = []
+    problems += _missing("detector.model", config.detector.model, "model file")
+    for index, camera in enumerate(config.cameras):
+        source = camera.source
+        key = f"cameras.{index}.source"
+        if source.type == "replay":
+            problems += _missing(f"{key}.path", source.path, "video file", folder_ok=True)
+        elif source.type == "usb" and isinstance(source.device, str) and source.device.startswith("/"):
+            problems += _missing(f"{key}.device", Path(source.device), "device")
+    mqtt = config.mqtt
+    for name in ("ca_file", "client_cert", "client_key"):
+        problems += _missing(f"mqtt.{name}", getattr(mqtt, name), "file")
+    problems += _missing(
+        "cloud.openai_compatible.api_key_file", config.cloud.openai_compatible.api_key_file, "file"
+    )
+    return problems
