@@ -121,10 +121,17 @@ class CameraPipeline:
         self.next_due = 0.0
         self._last_analysed_at: float | None = None
         self.last_error: str | None = None
+        #: state files of this camera that could not be read and were set aside (shown in the state
+        #: payload as ``problems`` and sent once as a ``state_file_set_aside`` device event)
+        self.problems: list[str] = []
         self.reload_calibration()
 
     def reload_calibration(self) -> None:
-        calibration = load_calibration(self.state_dir, self.name, self.detector.bundle.fingerprint())
+        calibration = load_calibration(
+            self.state_dir, self.name, self.detector.bundle.fingerprint(), report=self.problems.append
+        )
+        if calibration is not None:
+            self.problems = [p for p in self.problems if not p.startswith(f"calibration of {self.name} ")]
         self.scoring = self.detector.scoring_for(calibration)
         logger.info(
             "camera %s: %s, threshold %.3f, uncertain band %.3f",
@@ -248,6 +255,7 @@ class CameraPipeline:
             "fps": round(self.fps, 2),
             "analysed": self.analysed,
             "calibrated": self.scoring.calibration is not None,
+            "problems": list(self.problems),
             "backend": self.detector.backend_name,
             "last_alert": alert.id if alert else None,
             "alert_active": self.engine.alert_active(),
