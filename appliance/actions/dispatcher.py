@@ -128,21 +128,32 @@ class Notifier(Protocol):
 
 @dataclass
 class ChannelPolicy:
-    """When a channel stays quiet: over its hourly limit, reminders off, or alert acknowledged."""
+    """When a channel stays quiet: over its hourly limit, reminders off, or alert acknowledged.
+
+    ``max_per_hour`` limits test alarms and alerts on separate counters, so test alarms can never use
+    up the budget of a real failure. A real failure alert is never discarded by the limit: over it,
+    the alert still goes out and the excess is logged (a limit must not lose an alert).
+    """
 
     max_per_hour: int = 0  # 0: no limit
     send_repeats: bool = True
     _sent: deque[float] = field(default_factory=deque)
+    _tests: deque[float] = field(default_factory=deque)
 
     def allows(self, notification: Notification, now: float) -> str | None:
         """None if the notification may go out (and counts it), else the reason it may not."""
         if notification.kind == "alert" and notification.fields.get("repeat") and not self.send_repeats:
             return "reminders are off"
-        while self._sent and now - self._sent[0] >= HOUR_S:
-            self._sent.popleft()
-        if self.max_per_hour and len(self._sent) >= self.max_per_hour:
+        sent = self._sent if notification.kind == "alert" else self._tests
+        while sent and now - sent[0] >= HOUR_S:
+            sent.popleft()
+        over = bool(self.max_per_hour) and len(sent) >= self.max_per_hour
+        if over and notification.kind != "alert":
             return f"rate limit ({self.max_per_hour} per hour)"
-        self._sent.append(now)
+        if over:
+            logger.warning("alert %s sent over the rate limit (%d per hour): alerts are never dropped",
+                           notification.key, self.max_per_hour)  # fmt: skip
+        sent.append(now)
         return None
 
 

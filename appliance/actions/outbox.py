@@ -42,6 +42,20 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _check_types(notification: Notification) -> None:
+    """Raise TypeError for an entry that parses but has the wrong types (issue 14: ``"created":
+    "yesterday"`` killed the delivery thread, ``"fields": null`` blocked the queue forever)."""
+    n = notification
+    if not all(isinstance(v, str) for v in (n.key, n.kind, n.title, n.description, n.time)):
+        raise TypeError("key, kind, title, description and time must be strings")
+    if n.camera is not None and not isinstance(n.camera, str):
+        raise TypeError("camera must be a string or null")
+    if isinstance(n.created, bool) or not isinstance(n.created, int | float):
+        raise TypeError(f"created must be a number of seconds, not {n.created!r}")
+    if not isinstance(n.fields, dict):
+        raise TypeError(f"fields must be an object, not {n.fields!r}")
+
+
 class Outbox:
     """Notifications waiting for one channel, oldest first."""
 
@@ -76,7 +90,9 @@ class Outbox:
             data = json.loads(path.read_text())
             image_path = path.with_suffix(".jpg")
             image = image_path.read_bytes() if image_path.exists() else None
-            return Notification.from_json(data, image)
+            notification = Notification.from_json(data, image)
+            _check_types(notification)
+            return notification
         except (OSError, ValueError, TypeError) as exc:
             logger.error("outbox %s: unreadable %s (%s): set aside", self.folder.name, path.name, exc)
             self.set_aside(path)

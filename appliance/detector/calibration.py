@@ -7,16 +7,17 @@ file on start; a calibration made with a different model is refused (the embeddi
 
 from __future__ import annotations
 
+import io
 import logging
-import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from appliance.errors import CalibrationError
+from appliance.state_files import atomic_write_bytes, set_aside
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +51,12 @@ def calibration_path(state_dir: Path, camera: str) -> Path:
 
 
 def save_calibration(calibration: CameraCalibration, state_dir: Path) -> Path:
-    """Write atomically (temp file + rename) so a crash never leaves half a calibration."""
+    """Write atomically (temp file, fsync, rename, fsync the folder) so a crash or a power cut never
+    leaves half a calibration: the path holds the old file or the new one."""
     path = calibration_path(state_dir, calibration.camera)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    buffer = io.BytesIO()
     np.savez_compressed(
-        tmp,
+        buffer,
         camera=np.array(calibration.camera),
         model_fingerprint=np.array(calibration.model_fingerprint),
         ok=calibration.ok.astype(np.float16),
@@ -64,33 +65,62 @@ def save_calibration(calibration: CameraCalibration, state_dir: Path) -> Path:
         failure_patches=calibration.failure_patches.astype(np.float16),
         created=np.array(calibration.created),
     )
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buffer.getvalue())
     logger.info("saved calibration for %s: %s -> %s", calibration.camera, calibration.summary, path)
     return path
 
 
-def load_calibration(state_dir: Path, camera: str, model_fingerprint: str) -> CameraCalibration | None:
-    """The camera's stored calibration, or None when there is none or it belongs to another model."""
+def _read_calibration(path: Path) -> CameraCalibration:
+    """Parse and shape-check a calibration file; any problem raises (the caller sets the file aside)."""
+    with np.load(path, allow_pickle=False) as npz:
+        calibration = CameraCalibration(
+            camera=str(npz["camera"]),
+            model_fingerprint=str(npz["model_fingerprint"]),
+            ok=npz["ok"].astype(np.float32),
+            failure=npz["failure"].astype(np.float32),
+            ok_patches=npz["ok_patches"].astype(np.float32),
+            created=float(npz["created"]),
+            failure_patches=(
+                npz["failure_patches"].astype(np.float32)
+                if "failure_patches" in npz.files
+                else np.zeros((0, 0, 0), np.float32)
+            ),
+        )
+    ok, failure, patches = calibration.ok, calibration.failure, calibration.ok_patches
+    if ok.ndim != 2 or len(ok) == 0 or failure.ndim != 2 or patches.ndim != 3:
+        raise ValueError(f"wrong shapes: ok {ok.shape}, failure {failure.shape}, ok_patches {patches.shape}")
+    dim = ok.shape[1]
+    if (len(failure) and failure.shape[1] != dim) or (patches.shape[0], patches.shape[2]) != (len(ok), dim):
+        shapes = f"ok {ok.shape}, failure {failure.shape}, ok_patches {patches.shape}"
+        raise ValueError(f"shapes disagree: {shapes}")
+    return calibration
+
+
+def load_calibration(
+    state_dir: Path, camera: str, model_fingerprint: str, report: Callable[[str], None] | None = None
+) -> CameraCalibration | None:
+    """The camera's stored calibration, or None when there is none or it belongs to another model.
+
+    A file that cannot be read (truncated, empty, bad CRC, wrong shapes: what a power cut during an
+    older non-atomic save leaves) never stops the service: it is set aside as
+    ``calibration.npz.bad-<time>``, ``report`` (if given) gets one line saying so, and the camera
+    runs uncalibrated until ``recalibrate``.
+    """
     path = calibration_path(state_dir, camera)
     if not path.is_file():
         return None
     try:
-        with np.load(path) as npz:
-            calibration = CameraCalibration(
-                camera=str(npz["camera"]),
-                model_fingerprint=str(npz["model_fingerprint"]),
-                ok=npz["ok"].astype(np.float32),
-                failure=npz["failure"].astype(np.float32),
-                ok_patches=npz["ok_patches"].astype(np.float32),
-                created=float(npz["created"]),
-                failure_patches=(
-                    npz["failure_patches"].astype(np.float32)
-                    if "failure_patches" in npz.files
-                    else np.zeros((0, 0, 0), np.float32)
-                ),
-            )
-    except (OSError, KeyError, ValueError) as exc:
-        logger.warning("ignoring unreadable calibration %s: %s", path, exc)
+        calibration = _read_calibration(path)
+    except Exception as exc:  # BadZipFile, EOFError, zlib.error, KeyError, ValueError, OSError, ...
+        reason = f"{type(exc).__name__}: {exc}"
+        moved = set_aside(path, reason)
+        message = (
+            f"calibration of {camera} unreadable ({reason}); set aside as "
+            f"{moved.name if moved else path.name}; running uncalibrated until recalibrated"
+        )
+        logger.warning("%s", message)
+        if report is not None:
+            report(message)
         return None
     if calibration.model_fingerprint != model_fingerprint:
         logger.warning(

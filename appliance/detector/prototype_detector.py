@@ -33,6 +33,7 @@ from appliance.detector.camera_learner import Answer, CameraLearner
 from appliance.detector.learner import FrameFeatures, frame_features
 from appliance.detector.runtime import EmbeddingBackend, open_backend
 from appliance.errors import BackendUnavailableError, DetectorError, ModelFormatError
+from appliance.state_files import atomic_write_text, set_aside
 
 logger = logging.getLogger(__name__)
 
@@ -61,11 +62,20 @@ def _time_backend(backend: EmbeddingBackend, size: tuple[int, int]) -> float:
 
 
 def _cached_choice(cache_dir: Path | None, bundle: ModelBundle) -> ModelVariant | None:
+    """The variant remembered in ``backend.json``; a file that is not a JSON object with string
+    ``key`` and ``file`` is set aside (the backends are then timed again and the file rewritten)."""
     if cache_dir is None:
         return None
+    path = cache_dir / BACKEND_CACHE
     try:
-        data = json.loads((cache_dir / BACKEND_CACHE).read_text())
-    except (OSError, ValueError):
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        set_aside(path, f"unreadable backend cache: {exc}")
+        return None
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("key", "file")):
+        set_aside(path, "backend cache is not an object with string 'key' and 'file'")
         return None
     if data.get("key") != _cache_key(bundle):
         return None
@@ -85,9 +95,8 @@ def _store_choice(
     if cache_dir is None:
         return
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
         payload = {"key": _cache_key(bundle), "file": variant.path.name, "ms_per_frame": timings}
-        (cache_dir / BACKEND_CACHE).write_text(json.dumps(payload, indent=1))
+        atomic_write_text(cache_dir / BACKEND_CACHE, json.dumps(payload, indent=1))
     except OSError as exc:
         logger.debug("cannot cache the backend choice: %s", exc)
 

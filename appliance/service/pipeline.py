@@ -126,12 +126,17 @@ class CameraPipeline:
         self.next_due = 0.0
         self._last_analysed_at: float | None = None
         self.last_error: str | None = None
+        #: state files of this camera that could not be read and were set aside (shown in the state
+        #: payload as ``problems`` and sent once as a ``state_file_set_aside`` device event)
+        self.problems: list[str] = []
         self.reload_calibration()
 
     def reload_calibration(self) -> None:
         """Load the camera's calibration and stored answers and fit its learner on them."""
         fingerprint = self.detector.bundle.fingerprint()
-        calibration = load_calibration(self.state_dir, self.name, fingerprint)
+        calibration = load_calibration(self.state_dir, self.name, fingerprint, report=self.problems.append)
+        if calibration is not None:
+            self.problems = [p for p in self.problems if not p.startswith(f"calibration of {self.name} ")]
         stored = CameraLearner.load(self.state_dir, self.name, fingerprint)
         self.scoring = self.detector.scoring_for(calibration, stored)
         self.answers.learner = self.scoring.learner
@@ -283,6 +288,7 @@ class CameraPipeline:
             "calibrated": self.scoring.calibration is not None,
             "frame_id": self.last_frame_id,
             "learner": self.scoring.learner.summary(),
+            "problems": list(self.problems),
             "backend": self.detector.backend_name,
             "last_alert": alert.id if alert else None,
             "alert_active": self.engine.alert_active(),

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 from appliance.actions.console import ConsoleSink
+from appliance.actions.dispatcher import event_hub
 from appliance.config.model import LayerwatchConfig
 from appliance.decision import CameraState
 from appliance.detector import PrototypeDetector, load_detector
@@ -115,6 +116,14 @@ class Service:
                 CameraPipeline(camera, source, self.detector, state_dir, self.sinks, judge=judge)
             )
 
+    def _report_problems(self) -> None:
+        """State files found unreadable at start-up: one ``state_file_set_aside`` device event each
+        (MQTT ``P/event``; they also stay in the camera's state payload as ``problems``)."""
+        hub = event_hub(self.context)
+        for pipeline in self.pipelines:
+            for problem in pipeline.problems:
+                hub.emit("state_file_set_aside", {"camera": pipeline.name, "message": problem})
+
     def _state_of(self, camera: str) -> dict[str, object]:
         for pipeline in self.pipelines:
             if pipeline.name == camera:
@@ -133,6 +142,7 @@ class Service:
         try:
             self.build()
             self._call_sinks("start")
+            self._report_problems()
             for pipeline in self.pipelines:
                 pipeline.source.open()
             self._loop()
