@@ -103,7 +103,7 @@ def test_service_starts_with_damaged_state_files(
     proc = start_service(config, {"NOTIFY_SOCKET": str(listener.path)})
     try:
         listener.wait_for("READY=1", timeout=60)
-        listener.wait_for("STATUS=printer: watching", timeout=20)
+        listener.wait_for(" fps; ", timeout=20)  # frames are being analysed (state as the model reads them)
     finally:
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=10)
