@@ -80,7 +80,8 @@ def test_alert_answer_labels_the_frames_that_voted_for_it(tmp_path: Path) -> Non
 def test_mqtt_answer_commands_parse() -> None:
     cameras = ["printer"]
     command = parse_command(BASE, f"{BASE}/printer/false_alarm/set", b"PRESS", cameras)
-    assert command.kind is CommandKind.ANSWER and command.value == {"label": "ok", "alert": None, "frame": None}
+    assert command.kind is CommandKind.ANSWER
+    assert command.value == {"label": "ok", "alert": None, "frame": None}
     command = parse_command(BASE, f"{BASE}/printer/real_failure/set", b"1a2b3c4d5e6f", cameras)
     assert command.value == {"label": "failure", "alert": "1a2b3c4d5e6f", "frame": None}
     command = parse_command(BASE, f"{BASE}/printer/label/set", b"a1b2c3-17 failure", cameras)
