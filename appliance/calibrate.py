@@ -56,6 +56,25 @@ def capture_frames(
     return frames
 
 
+def reset_camera(config: LayerwatchConfig, camera_name: str | None) -> list[Path]:
+    """``layerwatch calibrate --reset``: the camera starts again from the generic model: its calibration
+    and its answers (``calibration.npz``, ``learner.npz``) are removed; returns what was removed."""
+    from appliance.detector.calibration import calibration_path
+    from appliance.detector.camera_learner import learner_path
+
+    camera = _pick_camera(config, camera_name)
+    removed = []
+    for path in (
+        calibration_path(config.service.state_dir, camera.name),
+        learner_path(config.service.state_dir, camera.name),
+    ):
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    logger.info("camera %s: reset (%d files removed)", camera.name, len(removed))
+    return removed
+
+
 def run_calibration(
     config: LayerwatchConfig,
     camera_name: str | None,

@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--frames", type=int, help="frames to capture (default: calibration.frames)")
     calibrate.add_argument("--from-folder", type=Path, help="read normal frames from this folder instead")
     calibrate.add_argument("--failures", type=Path, help="folder of failure frames from this camera")
+    calibrate.add_argument(
+        "--reset",
+        action="store_true",
+        help="forget the camera's calibration and every answer it was given, then exit",
+    )
 
     test = sub.add_parser("test", help="analyse one frame per camera, print JSON, exit")
     _add_config_arg(test)
@@ -140,10 +145,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from appliance.calibrate import run_calibration
+    from appliance.calibrate import reset_camera, run_calibration
 
     config = _load(args.config)
     setup_logging(config.service.log_level)
+    if args.reset:
+        removed = reset_camera(config, args.camera)
+        print(f"reset: removed {', '.join(map(str, removed)) or 'nothing (no calibration, no answers)'}")
+        return 0
     path = run_calibration(config, args.camera, args.frames, args.from_folder, args.failures)
     print(f"calibration saved: {path} (used on the next start)")
     return 0

@@ -92,3 +92,33 @@ def test_mqtt_answer_commands_parse() -> None:
                            ("false_alarm", b"not an id!")):  # fmt: skip
         with pytest.raises(CommandRejectedError):
             parse_command(BASE, f"{BASE}/printer/{topic}/set", payload, cameras)
+
+
+def test_calibrate_reset_removes_calibration_and_answers(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    state = tmp_path / "state"
+    for name in ("calibration.npz", "learner.npz"):
+        (state / "cameras" / "printer").mkdir(parents=True, exist_ok=True)
+        (state / "cameras" / "printer" / name).write_bytes(b"x")
+    config = tmp_path / "layerwatch.toml"
+    config.write_text(
+        f'[service]\nstate_dir = "{state}"\n[[cameras]]\nname = "printer"\n'
+        f'source = {{ type = "replay", path = "{tmp_path}" }}\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "appliance", "calibrate", "--config", str(config), "--reset"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert not list((state / "cameras" / "printer").iterdir())
+
+
+def test_home_assistant_gets_answer_buttons_per_camera() -> None:
+    from appliance.actions.mqtt.discovery import discovery_payload
+    from appliance.config.integrations import MqttConfig
+
+    payload = discovery_payload(MqttConfig(broker_url="mqtt://127.0.0.1:1883"), ["printer"])
+    topics = {c.get("command_topic") for c in payload["cmps"].values()}
+    assert {f"{BASE}/printer/false_alarm/set", f"{BASE}/printer/real_failure/set"} <= topics

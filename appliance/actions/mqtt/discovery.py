@@ -7,7 +7,8 @@ a ``unique_id``. Availability is shared by every component: ``<prefix>/<device_i
 (``online``/``offline``, the last will), so every entity goes unavailable when the service dies.
 
 Per camera: a ``problem`` binary_sensor (state ``failure``), score and state sensors, the evidence
-snapshot as an ``image`` entity, a monitoring switch and an acknowledge button. For the appliance:
+snapshot as an ``image`` entity, a monitoring switch, an acknowledge button and "false alarm" / "real
+failure" buttons that answer the newest alert. For the appliance:
 test alarm and pause print buttons, CPU temperature and frames analysed sensors from telemetry.
 """
 
@@ -83,6 +84,21 @@ def _camera_components(config: MqttConfig, base: str, camera: str) -> dict[str, 
             "command_topic": f"{base}/{camera}/acknowledge/set",
             "payload_press": "PRESS",
             "icon": "mdi:bell-off",
+        },
+        # answers to the newest alert: the camera's learner learns from them (service.camera_answers)
+        **{
+            f"{uid}_{word}": {
+                "p": "button",
+                "name": f"{camera} {label}",
+                "unique_id": f"{uid}_{word}",
+                "command_topic": f"{base}/{camera}/{word}/set",
+                "payload_press": "PRESS",
+                "icon": icon,
+            }
+            for word, label, icon in (
+                ("false_alarm", "false alarm", "mdi:thumb-down"),
+                ("real_failure", "real failure", "mdi:thumb-up"),
+            )
         },
     }
 
