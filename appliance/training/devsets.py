@@ -152,8 +152,16 @@ def build(data: Path, out: Path, seed: int = 0, fold: DevFold = FOLD_A) -> list[
             rows.append((name, label, web_camera, role))
 
     rows += _crossprint(bed, crops, out, rng, crossprint)
+    return write_protocols(out, rows, PROTOCOLS)
+
+
+def write_protocols(
+    out: Path, rows: list[tuple[str, str, str, str]], protocols: tuple[str, str]
+) -> list[Path]:
+    """Write ``out/<protocol>.csv`` for the normal-only and the normal+failure protocol (in that order):
+    rows with role ``calib_fail`` are left out of the first and become ``calibrate`` in the second."""
     written = []
-    for protocol, with_failures in zip(PROTOCOLS, (False, True), strict=True):
+    for protocol, with_failures in zip(protocols, (False, True), strict=True):
         written.append(out / f"{protocol}.csv")
         with open(written[-1], "w", newline="") as fh:
             writer = csv.writer(fh)

@@ -18,13 +18,13 @@ symlinks into ``--out`` (outside the repository: the data may not be committed).
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 from pathlib import Path
 
 import numpy as np
 
 from appliance.training.data import DEFAULT_DATA, FOLDS, DevFold, read_manifest
+from appliance.training.devsets import write_protocols
 
 N_OK, N_FAIL = 10, 5
 PROTOCOLS = ("real_normal_only", "real_normal_failure")
@@ -69,20 +69,7 @@ def build(data: Path, out: Path, fold: DevFold, seed: int = 0) -> list[Path]:
         _link(sample.path, out / name)
         rows.append((name, "ok", camera, "calibrate" if sample in picks else "test"))
 
-    written = []
-    for protocol, with_failures in zip(PROTOCOLS, (False, True), strict=True):
-        path = out / f"{protocol}.csv"
-        with open(path, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["path", "label", "camera", "role"])
-            for name, label, cam, role in rows:
-                if role == "calib_fail":
-                    if not with_failures:
-                        continue
-                    role = "calibrate"
-                writer.writerow([name, label, cam, role])
-        written.append(path)
-    return written
+    return write_protocols(out, rows, PROTOCOLS)
 
 
 def main(argv: list[str] | None = None) -> int:
