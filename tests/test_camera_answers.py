@@ -122,3 +122,21 @@ def test_home_assistant_gets_answer_buttons_per_camera() -> None:
     payload = discovery_payload(MqttConfig(broker_url="mqtt://127.0.0.1:1883"), ["printer"])
     topics = {c.get("command_topic") for c in payload["cmps"].values()}
     assert {f"{BASE}/printer/false_alarm/set", f"{BASE}/printer/real_failure/set"} <= topics
+
+
+def test_a_completed_print_gives_late_frames_as_normal_and_a_cancelled_one_its_alert(tmp_path: Path) -> None:
+    replay = bed_images(tmp_path / "replay", 3, 7, (200, 180, 60))
+    pipeline = _pipeline(tmp_path, replay)
+    for i in range(6):
+        result = pipeline.step(float(i))
+        assert result is not None
+    voted = sum(f.voted_failure for f in list(pipeline.answers.recent.values())[-4:])
+    assert pipeline.answers.print_ended(completed=True) == 4 - voted
+    assert pipeline.scoring.learner.counts()["ok"] == 4 - voted
+    pipeline.answers._voting.clear()
+    pipeline.answers._voting.extend(list(pipeline.answers.recent)[:2])
+    pipeline.answers.on_alert("print-alert")
+    assert pipeline.answers.print_ended(completed=False) == 2
+    assert pipeline.scoring.learner.counts()["failure"] == 2
+    assert pipeline.answers.print_ended(completed=False) == 0  # no alert in this print: nothing learned
+    pipeline.source.close()

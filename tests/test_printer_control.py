@@ -129,3 +129,29 @@ def test_watches_only_while_printing_and_publishes_progress(http_peer: HttpPeer)
     assert [c.kind for c in queue.drain()] == [CommandKind.RESUME]
     last = [p for k, p in events if k == "printer_state"][-1]
     assert last == {"camera": "printer", "state": "printing", "progress": 42.5, "file": "benchy.gcode"}
+
+
+@pytest.mark.parametrize(("progress", "completed"), [(1.0, True), (0.4, False)])
+def test_a_job_that_ends_is_reported_completed_or_cancelled(
+    http_peer: HttpPeer, progress: float, completed: bool
+) -> None:
+    """OctoPrint peer: printing -> operational. At 100 % it completed (its late frames become normal
+    examples of the camera's learner), at 40 % it was cancelled (the alert's frames become failures)."""
+    states = {"value": "Printing"}
+
+    def octoprint(request):
+        if request.path == "/api/job":
+            done = progress * 100 if states["value"] == "Printing" else None
+            return 200, {"state": states["value"], "progress": {"completion": done},
+                         "job": {"file": {"name": "benchy.gcode"}}}, {}  # fmt: skip
+        return None
+
+    http_peer.responder = octoprint
+    control, events, queue = _control(http_peer, 60, type="octoprint", poll_interval_s=0.05, camera="printer",
+                                      watch_only_while_printing=False)  # fmt: skip
+    _wait(lambda: any(p.get("state") == "printing" for k, p in events if k == "printer_state"))
+    states["value"] = "Operational"
+    _wait(lambda: any(k == "printer_job_end" for k, _ in events))
+    control.stop()
+    [finished] = [c for c in queue.drain() if c.kind is CommandKind.PRINT_FINISHED]
+    assert (finished.camera, finished.value) == ("printer", {"completed": completed})

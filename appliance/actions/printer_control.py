@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from appliance.service.wiring import ServiceContext
 
 logger = logging.getLogger(__name__)
+COMPLETED_PERCENT = 99.0  # a job that ends at or above this progress completed
 
 
 def create_sinks(config: LayerwatchConfig, context: ServiceContext) -> list[ActionSink]:
@@ -73,6 +74,7 @@ class PrinterControl:
         self._threads: list[threading.Thread] = []
         self._paused_monitoring = False
         self._last_active: bool | None = None
+        self._job: tuple[bool, float | None] | None = None  # (active, progress) at the last poll
         self.actions_done: list[str] = []  # for tests and the log: "pause", "cancel"
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -207,8 +209,24 @@ class PrinterControl:
                 failing = False
                 state = {"state": status.state, "progress": status.progress, "file": status.file}
                 self.hub.emit("printer_state", {"camera": self.config.camera, **state})
+                self._job_end(status.active, status.progress)
                 self._follow(status.active)
             self._stop.wait(self.config.poll_interval_s)
+
+    def _job_end(self, active: bool, progress: float | None) -> None:
+        """A job that was active and is not any more ended: completed when its last progress was at least
+        ``COMPLETED_PERCENT``, else cancelled. The camera's learner takes it as an answer
+        (:meth:`appliance.service.camera_answers.CameraAnswers.print_ended`)."""
+        previous, self._job = self._job, (active, progress)
+        if previous is None or not previous[0] or active:
+            return
+        completed = previous[1] is not None and previous[1] >= COMPLETED_PERCENT
+        logger.info("printer: job ended (%s)", "completed" if completed else "cancelled or failed")
+        self.hub.emit("printer_job_end", {"camera": self.config.camera, "completed": completed})
+        self.commands.submit(
+            Command(CommandKind.PRINT_FINISHED, camera=self.config.camera, value={"completed": completed},
+                    origin="printer")
+        )  # fmt: skip
 
     def _follow(self, active: bool) -> None:
         """Pause monitoring when no job is active, resume when one starts (only what we paused)."""

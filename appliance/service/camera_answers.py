@@ -64,6 +64,7 @@ class CameraAnswers:
         self.recent: OrderedDict[str, RecentFrame] = OrderedDict()
         self.alert_frames: OrderedDict[str, list[str]] = OrderedDict()
         self._voting: deque[str] = deque(maxlen=ALERT_FRAMES)
+        self._print_alerts: list[str] = []  # alerts raised since the last print ended
 
     def frame_id(self, sequence: int) -> str:
         return f"{self.run}-{sequence}"
@@ -83,6 +84,7 @@ class CameraAnswers:
     def on_alert(self, alert_id: str) -> None:
         """The frames that voted failure up to this alert are its frames (for ``false_alarm`` etc.)."""
         self.alert_frames[alert_id] = list(self._voting)
+        self._print_alerts.append(alert_id)
         self._voting.clear()
         while len(self.alert_frames) > 20:
             self.alert_frames.popitem(last=False)
@@ -133,6 +135,12 @@ class CameraAnswers:
         if not completed and alert_id is not None:
             return self.answer_alert(alert_id, "failure", "print")
         return 0
+
+    def print_ended(self, completed: bool) -> int:
+        """The linked printer's job ended: :meth:`print_finished` with the newest alert of this print."""
+        alert = self._print_alerts[-1] if self._print_alerts else None
+        self._print_alerts.clear()
+        return self.print_finished(completed, alert)
 
     def withdraw(self, key: str) -> int:
         removed = self.learner.withdraw(key)

@@ -24,6 +24,7 @@ class CommandKind(enum.StrEnum):
     PAUSE_PRINT = "pause_print"  # ask the linked printer to pause
     ANSWER = "answer"  # value: {"label": ok|failure, "alert": id | None, "frame": id | None}
     WITHDRAW = "withdraw"  # value: an answer id or frame id to take back
+    PRINT_FINISHED = "print_finished"  # value: {"completed": bool}: the linked printer's job ended
 
 
 @dataclass(frozen=True)

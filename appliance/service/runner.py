@@ -238,6 +238,10 @@ class Service:
                     pipeline.recalibrate(keepalive=self.notifier.watchdog)
                 elif command.kind == CommandKind.ANSWER:
                     self._answer(pipeline, command)
+                elif command.kind == CommandKind.PRINT_FINISHED:
+                    completed = bool((command.value or {}).get("completed"))
+                    learned = pipeline.answers.print_ended(completed)
+                    logger.info("camera %s: print ended; %d frame(s) learned from it", pipeline.name, learned)
                 elif command.kind == CommandKind.WITHDRAW:
                     removed = pipeline.withdraw(str(command.value))
                     logger.info("camera %s: %d answer(s) withdrawn", pipeline.name, removed)
