@@ -181,3 +181,24 @@ def test_the_readme_demo_runs_and_alerts():
     lines = proc.stdout.splitlines()
     assert sum(" frame " in line for line in lines) == 60
     assert any("ALERT" in line for line in lines)
+
+
+def test_button_long_press_is_false_alarm_during_an_alert_and_test_alarm_otherwise(
+    tmp_path: Path, synthetic_clip: Path
+):
+    from appliance.config.loader import load_config
+    from appliance.service.commands import Command, CommandKind
+    from appliance.service.runner import Service
+
+    service = Service(load_config(write_config(tmp_path, synthetic_clip), {}))
+    service.build()
+    press = Command(CommandKind.TEST_ALARM, origin="button")
+    assert service._rewrite(press) == [press]  # no alert: the test alarm
+    pipeline = service.pipelines[0]
+    pipeline.engine.alert_active = lambda: True  # type: ignore[method-assign]
+    [answer] = service._rewrite(press)
+    assert (answer.kind, answer.camera, answer.value["label"]) == (CommandKind.ANSWER, pipeline.name, "ok")
+    mqtt_test = Command(CommandKind.TEST_ALARM, origin="mqtt")
+    assert service._rewrite(mqtt_test) == [mqtt_test]  # only the button's long press means false alarm
+    for p in service.pipelines:
+        p.source.close()

@@ -4,7 +4,10 @@
 held for                            command             effect
 =================================== =================== =============================================
 less than ``long_press_s`` (3 s)    ``acknowledge``     silence the buzzer, cancel the countdown
-``long_press_s`` .. very long       ``test_alarm``      sound the test alarm (relay untouched)
+``long_press_s`` .. very long       ``test_alarm``      sound the test alarm (relay untouched); while an
+                                                        alert is active: "false alarm" for it (the
+                                                        camera's learner learns the alert's frames are
+                                                        normal, and the alert is acknowledged)
 ``very_long_press_s`` (10 s) and on ``recalibrate``     learn every camera's normal look again
 =================================== =================== =============================================
 

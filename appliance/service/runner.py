@@ -221,8 +221,20 @@ class Service:
     def _targets(self, command: Command) -> list[CameraPipeline]:
         return [p for p in self.pipelines if command.camera in (None, p.name)]
 
+    def _rewrite(self, command: Command) -> list[Command]:
+        """A long press of the button while an alert is active means "false alarm" for the cameras with an
+        active alert (outside an alert it stays the test alarm)."""
+        if command.kind is not CommandKind.TEST_ALARM or command.origin != "button":
+            return [command]
+        active = [p.name for p in self.pipelines if p.engine.alert_active()]
+        if not active:
+            return [command]
+        logger.info("button long press during an alert: false alarm for %s", ", ".join(active))
+        value = {"label": "ok", "alert": None, "frame": None}
+        return [Command(CommandKind.ANSWER, camera=name, value=value, origin="button") for name in active]
+
     def _handle_commands(self) -> None:
-        for command in self.commands.drain():
+        for command in (c for raw in self.commands.drain() for c in self._rewrite(raw)):
             logger.info(
                 "command %s (camera %s) from %s", command.kind.value, command.camera or "all", command.origin
             )
