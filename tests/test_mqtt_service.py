@@ -83,3 +83,39 @@ def test_broker_down_at_start_then_up(tmp_path: Path, synthetic_clip: Path, mosq
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=5)
+
+
+def test_false_alarm_answered_over_mqtt_lowers_the_scores_of_those_frames(
+    tmp_path: Path, synthetic_clip: Path, mosquitto: Broker, subscriber: Subscriber
+):
+    """The looped synthetic clip makes the uncalibrated model alert; "false alarm" on the alert over MQTT is
+    learned at once: the state says the camera's learner holds normal answers and the same frames of the next
+    loop score lower than the alert did."""
+    config = write_config(tmp_path, synthetic_clip, extra="[cameras.decision]\ncooldown_s = 5\n")
+    proc = start_service(config, {"MQTT_BROKER_URL": mosquitto.url})
+    try:
+        subscriber.subscribe(f"{BASE}/#")
+        event = json.loads(
+            subscriber.wait_for(f"{BASE}/printer/event", lambda p: b'"score"' in p, timeout=60)
+        )
+        subscriber.client.publish(f"{BASE}/printer/false_alarm/set", b"PRESS", qos=1)
+        learned = json.loads(
+            subscriber.wait_for(
+                f"{BASE}/printer/state",
+                lambda p: b'"learner"' in p and json.loads(p)["learner"]["ok"] > 0,
+                30,
+            )
+        )
+        assert learned["learner"]["mode"] in ("guard", "fitted")
+        with subscriber.lock:
+            start = len(subscriber.messages)
+        subscriber.wait_for(
+            f"{BASE}/printer/state", lambda p: json.loads(p)["analysed"] > learned["analysed"] + 20
+        )
+        with subscriber.lock:
+            later = [json.loads(m) for t, m, _ in subscriber.messages[start:] if t == f"{BASE}/printer/state"]
+        scores = [s["score"] for s in later if isinstance(s.get("score"), float)]
+        assert scores and max(scores) < event["score"], (scores, event["score"])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
