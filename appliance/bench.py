@@ -15,7 +15,6 @@ Two measurements, both pinned to one CPU core:
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 import subprocess
@@ -72,7 +71,7 @@ def stage_times(model: Path | None, count: int) -> dict[str, float | str]:
         embedding, patches = detector.backend.embed(rgb)
         t2 = time.perf_counter()
         features, _ = detector.features(embedding, patches)
-        score = 1.0 / (1.0 + math.exp(-scoring.learner.logit(features.phi, features.s0)))
+        score = detector.score(features, scoring)
         verdict = verdict_for(score, scoring.threshold, scoring.band)
         engine.observe(verdict.value == "failure", score, float(i))
         t3 = time.perf_counter()

@@ -179,8 +179,9 @@ def run_eval(manifest: pathlib.Path, model: pathlib.Path | None, feedback: bool 
 
     ``feedback``: the test rows of each camera are streamed in the CSV's order; each is scored first, and
     only then, if its verdict was ``failure`` or ``uncertain`` (the appliance would have alerted or asked the
-    judge), its label is given to the camera's learner as an answer (:meth:`PrototypeDetector.answer`
-    semantics: the frame's features, refit at once). Frames scored ``ok`` are never labelled. ``answers`` and
+    judge), its label is given to the camera's learner as an answer, exactly as
+    :class:`appliance.service.camera_answers.CameraAnswers` gives the user's (the frame's features, refit
+    at once). Frames scored ``ok`` are never labelled. ``answers`` and
     ``answer_rate`` (answers / test rows) are added overall and per camera.
     """
     rows = read_eval_manifest(manifest)

@@ -21,7 +21,7 @@ def test_put_is_durable_deduplicated_and_survives_a_new_process(tmp_path: Path):
     assert box.put(_note()) is True
     assert box.put(_note()) is False  # same alert and repeat: stored once
     box.put(_note("def-0", image=None))
-    assert not list((tmp_path / "mqtt").glob(".tmp-*"))
+    assert not list((tmp_path / "mqtt").glob(".*.tmp"))
     again = Outbox(tmp_path / "mqtt")  # what a restarted service sees
     pending = again.pending()
     assert [p.name.split("-", 1)[1] for p in pending] == ["abc-0.json", "def-0.json"]

@@ -15,7 +15,6 @@ for good (other 4xx) moves to ``rejected/``; one older than ``max_age_s`` is dro
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -26,20 +25,12 @@ from pathlib import Path
 
 from appliance.actions.dispatcher import Notification
 from appliance.errors import DeliveryError, DeliveryRejectedError
+from appliance.state_files import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 5.0  # longest sleep with an empty outbox (put() wakes the worker at once)
 NOT_READY_WAIT_S = 0.5  # how often to look again while the channel is not ready (broker down)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _check_types(notification: Notification) -> None:
@@ -71,18 +62,12 @@ class Outbox:
                 return False
             stem = f"{time.time_ns():020d}-{notification.key}"
             if notification.image is not None:
-                _write_atomic(self.folder / f"{stem}.jpg", notification.image)
-            _write_atomic(self.folder / f"{stem}.json", json.dumps(notification.to_json()).encode())
-            with contextlib.suppress(OSError):  # make the rename itself durable
-                fd = os.open(self.folder, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                atomic_write_bytes(self.folder / f"{stem}.jpg", notification.image)
+            atomic_write_bytes(self.folder / f"{stem}.json", json.dumps(notification.to_json()).encode())
             return True
 
     def pending(self) -> list[Path]:
-        return sorted(p for p in self.folder.glob("*.json") if not p.name.startswith(".tmp-"))
+        return sorted(p for p in self.folder.glob("*.json") if not p.name.startswith("."))
 
     def load(self, path: Path) -> Notification | None:
         """The notification in ``path``; None (and the file set aside) if it cannot be read."""

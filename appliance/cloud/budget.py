@@ -15,13 +15,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from appliance.config.cloud import BudgetConfig
+from appliance.state_files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -150,10 +150,7 @@ class CallBudget:
             "month_calls": self.month_calls,
             "token_usd_mean": round(self.token_usd_mean, 8),
         }
-        tmp = self.path.with_suffix(".tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(data))
-            os.replace(tmp, self.path)
+            atomic_write_text(self.path, json.dumps(data))
         except OSError as exc:
             logger.warning("cloud budget: cannot write %s: %s", self.path, exc)

@@ -45,7 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def _sigmoid(z: np.ndarray | float) -> np.ndarray:
+def sigmoid(z: np.ndarray | float) -> np.ndarray:
+    """The logistic function, clipped so no logit overflows."""
     return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(z, dtype=np.float64), -40.0, 40.0)))
 
 
@@ -153,7 +154,7 @@ def fit(phi: np.ndarray, s0: np.ndarray, y: np.ndarray, params: LearnerParams) -
     current = objective(a, alpha, beta)
     for _ in range(params.newton_steps):
         z = alpha * s0 + gram @ a + beta
-        p = _sigmoid(z)
+        p = sigmoid(z)
         r = c * (p - y)
         s = c * p * (1.0 - p)
         # reduced Newton system in (a, alpha, beta): the a-rows divided by the Gram matrix (module docstring)

@@ -30,7 +30,7 @@ from appliance.detector.base import Detection, Detector, verdict_for
 from appliance.detector.bundle import ModelBundle, ModelVariant, load_bundle
 from appliance.detector.calibration import CameraCalibration, new_calibration, stack_embeddings
 from appliance.detector.camera_learner import Answer, CameraLearner
-from appliance.detector.learner import FrameFeatures, frame_features
+from appliance.detector.learner import FrameFeatures, frame_features, sigmoid
 from appliance.detector.runtime import EmbeddingBackend, open_backend
 from appliance.errors import BackendUnavailableError, DetectorError, ModelFormatError
 from appliance.state_files import atomic_write_text, set_aside
@@ -173,11 +173,7 @@ class CameraScoring:
         sigmoid (``sigmoid(band_logit) - 0.5``)."""
         if self.band_override is not None:
             return float(self.band_override)
-        return float(_sigmoid(self.learner.model.band_logit) - 0.5)
-
-
-def _sigmoid(z: float) -> float:
-    return float(1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0))))
+        return float(sigmoid(self.learner.model.band_logit)) - 0.5
 
 
 class PrototypeDetector(Detector):
@@ -220,8 +216,10 @@ class PrototypeDetector(Detector):
         s0 = float(embedding @ self.head_w[0] + self.head_b[0])
         return FrameFeatures(frame_features(embedding, patches, cell_logits), s0), cell_logits
 
-    def features_of(self, image_bgr: np.ndarray) -> FrameFeatures:
-        return self.features(*self.embed(image_bgr))[0]
+    @staticmethod
+    def score(features: FrameFeatures, camera: CameraScoring) -> float:
+        """The camera's failure score in [0, 1] for a frame's features."""
+        return float(sigmoid(camera.learner.logit(features.phi, features.s0)))
 
     def scoring_for(
         self, calibration: CameraCalibration | None, answers: CameraLearner | None = None
@@ -238,9 +236,9 @@ class PrototypeDetector(Detector):
         learner.refit()
         if calibration is not None and learner.model.mode == "guard" and learner.model.beta < 0:
             logger.info(
-                "camera %s: its normal frames lower the generic model's score by %.2f logits "
-                "(the threshold sits above %d of its %d calibration frames)",
-                calibration.camera, -learner.model.beta, len(calibration.ok), len(calibration.ok),
+                "camera %s: the generic model reads some of its %d normal frames as failures; its scores are "
+                "lowered by %.2f logits so that all but one in ten sit under the threshold",
+                calibration.camera, len(calibration.ok), -learner.model.beta,
             )  # fmt: skip
         return CameraScoring(learner, calibration, self._threshold_override, self._band_override)
 
@@ -262,7 +260,7 @@ class PrototypeDetector(Detector):
         camera = camera or self.default_scoring
         embedding, patches = self.embed(image_bgr)
         features, cell_logits = self.features(embedding, patches)
-        score = _sigmoid(camera.learner.logit(features.phi, features.s0))
+        score = self.score(features, camera)
         # the heatmap: the score spread over the cells by the cell head's logits; the strongest cell gets it
         span = float(cell_logits.max() - cell_logits.min())
         relative = (cell_logits - cell_logits.min()) / span if span > 1e-9 else np.ones_like(cell_logits)

@@ -43,14 +43,12 @@ THUMBNAIL = (64, 48)
 class RecentFrame:
     frame_id: str
     features: FrameFeatures
-    thumbnail: bytes
+    small: np.ndarray  # the frame at THUMBNAIL size (BGR); JPEG-encoded only if it is answered
     voted_failure: bool
 
-
-def thumbnail_jpeg(image: np.ndarray) -> bytes:
-    small = cv2.resize(image, THUMBNAIL, interpolation=cv2.INTER_AREA)
-    ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])
-    return data.tobytes() if ok else b""
+    def thumbnail(self) -> bytes:
+        ok, data = cv2.imencode(".jpg", self.small, [cv2.IMWRITE_JPEG_QUALITY, 80])
+        return data.tobytes() if ok else b""
 
 
 class CameraAnswers:
@@ -74,7 +72,8 @@ class CameraAnswers:
         frame_id = self.frame_id(sequence)
         if features is None:
             return frame_id
-        self.recent[frame_id] = RecentFrame(frame_id, features, thumbnail_jpeg(image), voted)
+        small = cv2.resize(image, THUMBNAIL, interpolation=cv2.INTER_AREA)
+        self.recent[frame_id] = RecentFrame(frame_id, features, small, voted)
         while len(self.recent) > RECENT_FRAMES:
             self.recent.popitem(last=False)
         if voted:
@@ -102,7 +101,7 @@ class CameraAnswers:
                 logger.warning("camera %s: frame %s is no longer kept; answer ignored", self.camera, frame_id)
                 continue
             answers.append(
-                Answer(label, source, recent.features.phi, recent.features.s0, frame_id, recent.thumbnail)
+                Answer(label, source, recent.features.phi, recent.features.s0, frame_id, recent.thumbnail())
             )
         if answers:
             self.learner.add(answers)

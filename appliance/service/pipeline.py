@@ -160,6 +160,10 @@ class CameraPipeline:
         """Take back the answers given for this answer id or frame id."""
         return self.answers.withdraw(key)
 
+    def print_ended(self, completed: bool) -> int:
+        """The linked printer's job ended (completed or not): what the camera learns from it."""
+        return self.answers.print_ended(completed)
+
     def recalibrate(self, keepalive: Callable[[], None] = lambda: None) -> bool:
         """Capture ``calibration.frames`` fresh frames from this camera (``calibration.interval_s``
         apart), store them as its calibration and use it at once. Returns False if the camera

@@ -252,7 +252,7 @@ class Service:
                     self._answer(pipeline, command)
                 elif command.kind == CommandKind.PRINT_FINISHED:
                     completed = bool((command.value or {}).get("completed"))
-                    learned = pipeline.answers.print_ended(completed)
+                    learned = pipeline.print_ended(completed)
                     logger.info("camera %s: print ended; %d frame(s) learned from it", pipeline.name, learned)
                 elif command.kind == CommandKind.WITHDRAW:
                     removed = pipeline.withdraw(str(command.value))
