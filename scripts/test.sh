@@ -4,7 +4,10 @@
 # plus the Debian packages that .ci/run installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PY:-python}
+# the checkout's .venv (made by scripts/demo.sh) when there is one, else the python on the PATH
+if [ -z "${PY:-}" ]; then
+  if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python; fi
+fi
 if ! "$PY" -c 'import ruff, mypy, pytest' 2>/dev/null; then
   echo "scripts/test.sh: run first: $PY -m pip install -e '.[dev,litert,systemd,cloud,train]'" >&2
   exit 2
