@@ -34,6 +34,7 @@ from appliance.detector.prototype_detector import CameraScoring
 from appliance.errors import EndOfStreamError, SourceError
 from appliance.service.camera_answers import CameraAnswers
 from appliance.sources import Frame, FrameSource
+from appliance.sources.base import SourceState
 
 logger = logging.getLogger(__name__)
 
@@ -284,9 +285,12 @@ class CameraPipeline:
 
     def state_payload(self) -> dict[str, object]:
         alert = self.engine.last_alert
+        status = self.source.status
         return {
             "state": self.engine.state.value,
-            "camera_status": self.source.status.state.value,
+            "camera_status": status.state.value,
+            # what is wrong with the camera now (None while it delivers frames)
+            "error": None if status.state == SourceState.ONLINE else status.last_error or self.last_error,
             "fps": round(self.fps, 2),
             "analysed": self.analysed,
             "calibrated": self.scoring.calibration is not None,
