@@ -14,6 +14,7 @@ Reconnect settings are the defaults (``reconnect_max_s`` 30 s), as a user has th
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import signal
@@ -70,6 +71,7 @@ class Watched:
         raise AssertionError(f"no matching state within {timeout} s; last: {self.states()[-3:]}")
 
 
+@contextlib.contextmanager
 def watched_service(config: Path, broker: Broker) -> Iterator[Watched]:
     watcher = Subscriber(broker.port)
     watcher.subscribe(STATE)
@@ -91,7 +93,7 @@ def analysing(state: dict) -> bool:
 
 def outage_and_return(tmp_path: Path, server: RtspTestServer, broker: Broker, outage_s: float) -> float:
     """Kill the server, start it again after ``outage_s``; seconds from its return to analysed frames."""
-    for service in watched_service(camera_toml(tmp_path, server.url, broker), broker):
+    with watched_service(camera_toml(tmp_path, server.url, broker), broker) as service:
         _, before = service.wait_state(analysing, timeout=30)
         server.kill()
         killed = time.monotonic()
@@ -101,7 +103,9 @@ def outage_and_return(tmp_path: Path, server: RtspTestServer, broker: Broker, ou
         server.start()
         returned = time.monotonic()
         at, back = service.wait_state(
-            lambda s: analysing(s) and s["analysed"] > before["analysed"], timeout=BACK_WITHIN_S + 25, after=seen
+            lambda s: analysing(s) and s["analysed"] > before["analysed"],
+            timeout=BACK_WITHIN_S + 25,
+            after=seen,
         )
         took = at - returned
         print(f"outage {outage_s:.0f} s: frames {took:.2f} s after the RTSP server's return")
@@ -129,13 +133,17 @@ def test_rtsp_server_back_after_60_s_is_read_within_5_s(
 def test_frozen_server_goes_camera_offline_within_frozen_after_s(
     tmp_path: Path, rtsp_server: RtspTestServer, mosquitto: Broker
 ) -> None:
-    for service in watched_service(camera_toml(tmp_path, rtsp_server.url, mosquitto), mosquitto):
+    with watched_service(camera_toml(tmp_path, rtsp_server.url, mosquitto), mosquitto) as service:
         service.wait_state(analysing, timeout=30)
         rtsp_server.freeze()
         frozen = time.monotonic()
-        at, offline = service.wait_state(lambda s: s["state"] == "camera_offline", timeout=FROZEN_AFTER_S + 10)
+        at, offline = service.wait_state(
+            lambda s: s["state"] == "camera_offline", timeout=FROZEN_AFTER_S + 10
+        )
         took = at - frozen
-        print(f"frozen server: camera_offline {took:.2f} s after the freeze (frozen_after_s {FROZEN_AFTER_S:g})")
+        print(
+            f"frozen server: camera_offline {took:.2f} s after the freeze (frozen_after_s {FROZEN_AFTER_S:g})"
+        )
         # the last frames were already on their way at the freeze: up to ~1 s of them, then the limit
         assert took < FROZEN_AFTER_S + 1.5
         assert offline["error"]
@@ -187,18 +195,21 @@ class SilentServer:
         self.sock.close()
 
 
-def test_silent_server_goes_camera_offline_and_its_state_stays_fresh(tmp_path: Path, mosquitto: Broker) -> None:
+def test_silent_server_goes_camera_offline_and_its_state_stays_fresh(
+    tmp_path: Path, mosquitto: Broker
+) -> None:
     silent = SilentServer()
     url = f"rtsp://127.0.0.1:{silent.port}/test"
     config = camera_toml(tmp_path, url, mosquitto, "open_timeout_s = 2.0\n")
     try:
-        for service in watched_service(config, mosquitto):
+        with watched_service(config, mosquitto) as service:
             started = time.monotonic()
             at, _ = service.wait_state(lambda s: s["state"] == "camera_offline", timeout=30)
             # from the service's start: model load and MQTT connect come first
             print(f"silent server: camera_offline {at - started:.2f} s after the service started")
             _, offline = service.wait_state(
-                lambda s: s["camera_status"] == "offline" and "sent no picture" in (s["error"] or ""), timeout=15
+                lambda s: s["camera_status"] == "offline" and "sent no picture" in (s["error"] or ""),
+                timeout=15,
             )
             assert offline["state"] == "camera_offline"
             assert_state_stays_fresh(service, seconds=3 * STATE_INTERVAL_S)
