@@ -75,7 +75,7 @@ class Watched:
 def watched_service(config: Path, broker: Broker) -> Iterator[Watched]:
     watcher = Subscriber(broker.port)
     watcher.subscribe(STATE)
-    proc = start_service(config)
+    proc = start_service(config, log=config.parent / "service.log")
     try:
         yield Watched(proc, watcher)
         proc.send_signal(signal.SIGTERM)
