@@ -251,12 +251,23 @@ class CameraPipeline:
         if purpose is not None and self.judge is not None:
             verdict = self.judge.judge(self.name, frame, detection, purpose)
             if verdict is not None:
-                self._judge_verdict = verdict
+                if self._verdict_teaches(purpose, detection, verdict):
+                    self._judge_verdict = verdict
                 describe = getattr(self.judge, "describe", None)
                 return verdict, describe(self.name) if describe is not None else None
         if detection.verdict == Verdict.UNCERTAIN:
             return self.uncertain_is_failure, None
         return detection.verdict == Verdict.FAILURE, None
+
+    @staticmethod
+    def _verdict_teaches(purpose: str, detection: Detection, verdict: bool) -> bool:
+        """Whether the judge's verdict becomes an answer for the camera's learner. With
+        ``cloud.mode = "always"`` every frame is judged: a verdict that only repeats a confident
+        local one adds nothing but a refit and a write per frame, so it is learned only when the
+        frame was uncertain or the judge disagrees; uncertain and burst frames always teach."""
+        if purpose != "always" or detection.verdict == Verdict.UNCERTAIN:
+            return True
+        return verdict != (detection.verdict == Verdict.FAILURE)
 
     def _count(self, now: float) -> None:
         self.analysed += 1
