@@ -32,9 +32,12 @@ def synthetic_alert(camera: str = "printer", repeat: int = 0, alert_id: str | No
     return alert, result, encode_jpeg(image)
 
 
-def calibrate(state_dir: Path, work: Path, camera: str = "printer") -> None:
-    """Calibrate ``camera`` in ``state_dir`` with synthetic normal and failure pictures."""
-    detector = load_detector(DetectorConfig(), cache_dir=state_dir)
+def calibrate(
+    state_dir: Path, work: Path, camera: str = "printer", detector_config: DetectorConfig | None = None
+) -> None:
+    """Calibrate ``camera`` in ``state_dir`` with synthetic normal and failure pictures (``detector_config``
+    e.g. ``type="onnx"`` pins the backend, so the service scores with the variant that calibrated)."""
+    detector = load_detector(detector_config or DetectorConfig(), cache_dir=state_dir)
     normal = [cv2.imread(str(p)) for p in sorted(bed_images(work / "cal-normal", 6, 1, NORMAL).iterdir())]
     failures = [cv2.imread(str(p)) for p in sorted(bed_images(work / "cal-failure", 4, 2, FAILURE).iterdir())]
     save_calibration(build_calibration(detector, camera, normal, failures), state_dir)

@@ -18,6 +18,7 @@ from tests.service_harness import start_service
 
 class LiveService:
     def __init__(self, config: Path, env: dict[str, str] | None = None, *args: str):
+        self.started_at = time.monotonic()
         self.proc: subprocess.Popen[str] = start_service(config, env, "--print-decisions", *args)
         self.out: list[tuple[float, str]] = []
         self.err: list[tuple[float, str]] = []
@@ -37,7 +38,9 @@ class LiveService:
     def frames_between(self, start: float, end: float) -> int:
         """Frames analysed (``--print-decisions`` lines) that arrived in [start, end)."""
         with self._lock:
-            return sum(1 for at, line in self.out if start <= at < end and " frame " in line and "score" in line)
+            return sum(
+                1 for at, line in self.out if start <= at < end and " frame " in line and "score" in line
+            )
 
     def log(self) -> str:
         with self._lock:
