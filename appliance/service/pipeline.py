@@ -142,7 +142,10 @@ class CameraPipeline:
         calibration = load_calibration(self.state_dir, self.name, fingerprint, report=self.problems.append)
         if calibration is not None:
             self.problems = [p for p in self.problems if not p.startswith(f"calibration of {self.name} ")]
-        stored = CameraLearner.load(self.state_dir, self.name, fingerprint)
+        dim = 2 * int(self.detector.bundle.prototypes["ok"].shape[1])  # phi: global + one cell embedding
+        stored = CameraLearner.load(
+            self.state_dir, self.name, fingerprint, report=self.problems.append, feature_dim=dim
+        )
         self.scoring = self.detector.scoring_for(calibration, stored)
         self.answers.learner = self.scoring.learner
         self.answers.learner.camera = self.name
