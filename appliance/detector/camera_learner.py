@@ -230,8 +230,8 @@ class CameraLearner:
         except Exception as exc:  # any damage: truncated zip, bad CRC, missing or mis-shaped arrays
             moved = set_aside(path, f"cannot read the camera's answers: {exc!r}")
             if report is not None:
-                report(f"answers of {camera} unreadable ({type(exc).__name__}); set aside as "
-                       f"{moved.name if moved else path.name}; the camera learns from new answers")  # fmt: skip
+                name = moved.name if moved else path.name
+                report(f"answers of {camera} unreadable ({type(exc).__name__}); set aside as {name}")
             return None
         return learner
 
