@@ -25,7 +25,10 @@ from pathlib import Path
 
 import pytest
 
+from appliance.actions.dispatcher import Notification
+from appliance.actions.outbox import Outbox, OutboxWorker
 from appliance.config.model import DetectorConfig
+from appliance.errors import DeliveryError
 from appliance.hardware.status_patterns import STORAGE
 from appliance.service.storage_health import StorageHealth
 from tests.alert_scenario import calibrate, replay_folder, service_toml
@@ -206,3 +209,46 @@ def test_the_status_light_shows_a_full_disk() -> None:
     storage.ok("outbox mqtt")
     assert sink.current_state() != STORAGE
     sink.stop()
+
+
+def _note(key: str) -> Notification:
+    image = b"\xff\xd8" + b"j" * 20000 + b"\xff\xd9"
+    return Notification(key=key, kind="alert", camera="printer", title="t", description="d", image=image)
+
+
+def test_outbox_on_a_full_disk_holds_in_memory_keeps_order_and_delivers_once(small_disk: Path) -> None:
+    """In-process, on the real full tmpfs: entries held in memory, in order, each delivered exactly once
+    although the first attempts fail and the entries move back to disk in between."""
+    storage = StorageHealth(small_disk)
+    box = Outbox(small_disk / "outbox" / "mqtt", storage)
+    filler = fill(small_disk)
+    assert box.put(_note("a-0")) and box.put(_note("b-0"))
+    assert not box.put(_note("a-0"))  # the same alert twice is still refused
+    assert box.held_in_memory == 2 and box.pending() == []
+    assert storage.state() == "disk_full" and "outbox mqtt" in (storage.summary() or "")
+    assert _leftovers(small_disk) == []
+    delivered: list[str] = []
+    attempts = {"n": 0}
+
+    def deliver(notification: Notification) -> None:
+        attempts["n"] += 1
+        if attempts["n"] <= 8:  # the peer is away for ~2.4 s: the held entries go back to disk meanwhile
+            raise DeliveryError("away", retry_after_s=0.3)
+        delivered.append(notification.key)
+
+    worker = OutboxWorker("mqtt", box, deliver)
+    worker.start()
+    try:
+        time.sleep(0.5)
+        filler.unlink()  # space returns while the first entry is being retried
+        _wait(lambda: box.held_in_memory == 0, 10, "entries back on disk")
+        assert len(box.pending()) + len(delivered) == 2
+        _wait(lambda: len(delivered) == 2, 10, "both delivered")
+        _wait(lambda: storage.state() == "ok", 10, "storage ok")
+        time.sleep(0.5)  # room for a duplicate
+    finally:
+        worker.stop()
+    assert delivered == ["a-0", "b-0"]
+    assert box.held_in_memory == 0 and box.pending() == []
+    assert storage.state() == "ok"
+    assert _leftovers(small_disk) == []

@@ -62,7 +62,8 @@ class Outbox:
     to ``storage`` (MQTT state, status light, systemd status). No partial file is left (each write is
     atomic and the image of an entry whose JSON failed is removed). The worker calls
     :meth:`flush_memory` every ``FLUSH_RETRY_S``: once the disk takes the held entries again they move
-    back to disk and the problem is cleared. An entry is in memory or on disk, never both, so it is
+    back to disk (or, with all of them delivered meanwhile, a probe write succeeds) and the problem is
+    cleared. An entry is in memory or on disk, never both, so it is
     delivered once; only a restart while the disk is still full loses what memory held (logged).
     """
 
@@ -70,6 +71,7 @@ class Outbox:
         self.folder = folder
         self.storage = storage
         self._memory: dict[str, Notification] = {}  # stem -> notification the disk would not take
+        self._disk_failed = False
         self._lock = threading.Lock()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -93,6 +95,7 @@ class Outbox:
             try:
                 self._write(stem, notification)
             except OSError as exc:
+                self._disk_failed = True
                 self._memory[stem] = notification
                 logger.error("outbox %s: cannot queue %s on disk (%s): held in memory, delivered from there",
                              self.folder.name, key, exc)  # fmt: skip
@@ -116,15 +119,26 @@ class Outbox:
     def held_in_memory(self) -> int:
         return len(self._memory)
 
+    @property
+    def disk_failed(self) -> bool:
+        """The last write failed and none has succeeded since (the worker keeps trying)."""
+        return self._disk_failed
+
     def flush_memory(self) -> int:
-        """Move the entries held in memory to disk, oldest first; returns how many are still held."""
+        """Move the entries held in memory to disk, oldest first; returns how many are still held. With
+        none held (all delivered from memory meanwhile) a small probe file tells whether the disk has room."""
         with self._lock:
-            for stem in sorted(self._memory):
-                try:
+            try:
+                if not self._memory:
+                    probe = self.folder / ".probe.tmp"
+                    atomic_write_bytes(probe, b"x" * 4096)
+                    probe.unlink()
+                for stem in sorted(self._memory):
                     self._write(stem, self._memory[stem])
-                except OSError:
-                    return len(self._memory)
-                del self._memory[stem]
+                    del self._memory[stem]
+            except OSError:
+                return len(self._memory)
+            self._disk_failed = False
         logger.warning("outbox %s: the disk takes entries again; queuing on disk resumed", self.folder.name)
         if self.storage is not None:
             self.storage.ok(self.what)
@@ -241,7 +255,8 @@ class OutboxWorker:
         last_flush = 0.0
         while not self._stop.is_set():
             try:
-                if self.outbox.held_in_memory and time.monotonic() - last_flush >= FLUSH_RETRY_S:
+                held = self.outbox.held_in_memory or self.outbox.disk_failed
+                if held and time.monotonic() - last_flush >= FLUSH_RETRY_S:
                     last_flush = time.monotonic()
                     self.outbox.flush_memory()
                 attempt = self._once(attempt)
@@ -254,7 +269,7 @@ class OutboxWorker:
         """Deliver (or wait for) the oldest entry; returns the attempt count for it."""
         entries = self.outbox.entries()
         if not entries:
-            self._sleep(FLUSH_RETRY_S if self.outbox.held_in_memory else IDLE_WAIT_S)
+            self._sleep(FLUSH_RETRY_S if self.outbox.disk_failed else IDLE_WAIT_S)
             return attempt
         if not self.ready():
             self._stop.wait(NOT_READY_WAIT_S)
