@@ -33,6 +33,14 @@ def synthetic_alert(camera: str = "printer", repeat: int = 0, alert_id: str | No
     return alert, result, encode_jpeg(image)
 
 
+PINNED_BACKEND = '[detector]\ntype = "onnx"\n'
+"""Config for a service that must raise the scenario's alert: its synthetic failure frames are
+confirmed on ONNX Runtime int8, not on LiteRT int8 (on LiteRT they stay watching/suspect). With
+``auto`` the start-up timing picks LiteRT when it is 20 % faster, which a loaded machine can make
+happen: the test then waits for an alert that never comes. Calibrate with :data:`PINNED` too."""
+PINNED = DetectorConfig(type="onnx")
+
+
 def calibrate(
     state_dir: Path, work: Path, camera: str = "printer", detector_config: DetectorConfig | None = None
 ) -> None:

@@ -31,6 +31,7 @@ from appliance.errors import EndOfStreamError, SourceError
 from appliance.service.camera_answers import CameraAnswers
 from appliance.service.storage_health import StorageHealth
 from appliance.sources import Frame, FrameSource
+from appliance.sources.base import SourceState
 from appliance.state_files import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -287,9 +288,12 @@ class CameraPipeline:
 
     def state_payload(self) -> dict[str, object]:
         alert = self.engine.last_alert
+        status = self.source.status
         return {
             "state": self.engine.state.value,
-            "camera_status": self.source.status.state.value,
+            "camera_status": status.state.value,
+            # what is wrong with the camera now (None while it delivers frames)
+            "error": None if status.state == SourceState.ONLINE else status.last_error or self.last_error,
             "fps": round(self.fps, 2),
             "analysed": self.analysed,
             "calibrated": self.scoring.calibration is not None,

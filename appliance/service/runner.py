@@ -314,6 +314,7 @@ class Service:
             deadline = time.monotonic() + pause
             while not self.stop_event.is_set() and time.monotonic() < deadline:
                 self.notifier.watchdog()
+                self._tick()  # the MQTT state keeps being republished during the pause
                 self.stop_event.wait(LOOP_TICK_S)
             self.consecutive_errors = 0
 
