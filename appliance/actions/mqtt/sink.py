@@ -79,6 +79,7 @@ class MqttSink:
         self.cameras = context.cameras
         outbox = context.state_dir / "outbox" / "mqtt"
         self.notifier = MqttNotifier(self.publisher, self.config, self.cameras, outbox)
+        self.notifier.worker.outbox.storage = context.storage  # a full disk shows on state, light, systemd
         policy = ChannelPolicy(self.config.max_events_per_hour, send_repeats=True)
         self.dispatcher = AlertDispatcher([(self.notifier, policy)], context.commands)
         self._last_state_at: dict[str, float] = {}
