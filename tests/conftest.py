@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+
+# one BLAS thread, as the appliance runs (appliance/cli.py sets the same before numpy is imported): the
+# learner's refit costs 14-16 ms of CPU so, and 144-529 ms with OpenBLAS's threads spinning on a busy machine
+for _blas_threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_blas_threads, "1")
+
 from pathlib import Path
 
 import cv2

@@ -59,7 +59,9 @@ def test_normal_frames_only_keep_the_threshold_above_them() -> None:
 
 
 def test_refit_after_an_answer_is_fast_at_the_cap() -> None:
-    """The refit after an answer with the support set full (both classes at their cap) stays under 50 ms."""
+    """The refit after an answer with the support set full (both classes at their cap) stays under 50 ms of
+    CPU time (process time: what the refit costs, not how busy the machine is; wall time under load is in
+    the model card's figures)."""
     rng = np.random.default_rng(2)
     ok, bad = _space()
     learner = CameraLearner("cam", "fp")
@@ -67,10 +69,12 @@ def test_refit_after_an_answer_is_fast_at_the_cap() -> None:
     learner.add(_answers(_frames(bad, MAX_PER_CLASS, rng, 2.0), "failure", 0.0), refit=False)
     times = []
     for i in range(5):
-        start = time.perf_counter()
-        learner.add(Answer("failure", "user", _frames(bad, 1, rng, 2.0)[0], 0.0, frame_id=f"new-{i}"))
-        times.append((time.perf_counter() - start) * 1000)
+        answer = Answer("failure", "user", _frames(bad, 1, rng, 2.0)[0], 0.0, frame_id=f"new-{i}")
+        start = time.process_time()
+        learner.add(answer)
+        times.append((time.process_time() - start) * 1000)
     assert learner.counts() == {"ok": MAX_PER_CLASS, "failure": MAX_PER_CLASS}
+    print("refit ms (CPU):", [round(t, 1) for t in times])
     assert np.median(times) < 50, times
 
 
