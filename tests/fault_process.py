@@ -19,6 +19,8 @@ from tests.service_harness import start_service
 class LiveService:
     def __init__(self, config: Path, env: dict[str, str] | None = None, *args: str):
         self.started_at = time.monotonic()
+        # PYTHONFAULTHANDLER: a service that does not stop is sent SIGABRT and dumps every thread's stack
+        env = {"PYTHONFAULTHANDLER": "1", **(env or {})}
         self.proc: subprocess.Popen[str] = start_service(config, env, "--print-decisions", *args)
         self.out: list[tuple[float, str]] = []
         self.err: list[tuple[float, str]] = []
@@ -78,7 +80,18 @@ class LiveService:
         """SIGTERM; returns (exit code, seconds from the signal to the exit)."""
         sent = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout=timeout)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(
+                signal.SIGABRT
+            )  # the stacks of a service that would not stop, for the report
+            self.proc.wait(timeout=10)
+            for reader in self._readers:
+                reader.join(2.0)
+            raise AssertionError(
+                f"no exit within {timeout} s of SIGTERM; log tail:\n{self.log()[-8000:]}"
+            ) from None
         took = time.monotonic() - sent
         for reader in self._readers:
             reader.join(2.0)

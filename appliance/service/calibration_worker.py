@@ -77,7 +77,10 @@ class CalibrationWorker:
 
     # -- the analysis thread ---------------------------------------------------------------
     def request(self, pipeline: CameraPipeline) -> bool:
-        """Queue a recalibration of ``pipeline``'s camera; False (merged) if one is queued or running."""
+        """Queue a recalibration of ``pipeline``'s camera; False if one is queued or running (merged into
+        it) or the service is stopping."""
+        if self._stop.is_set():
+            return False
         with self._lock:
             running = self._current is not None and self._current.pipeline is pipeline
             if running or pipeline in self._queue:
