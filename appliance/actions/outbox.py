@@ -67,7 +67,9 @@ class Outbox:
             return True
 
     def pending(self) -> list[Path]:
-        return sorted(p for p in self.folder.glob("*.json") if not p.name.startswith("."))
+        """Oldest first, except that job messages (``-job-`` keys) wait behind every alert."""
+        found = (p for p in self.folder.glob("*.json") if not p.name.startswith("."))
+        return sorted(found, key=lambda p: ("-job-" in p.name, p.name))
 
     def load(self, path: Path) -> Notification | None:
         """The notification in ``path``; None (and the file set aside) if it cannot be read."""

@@ -8,7 +8,10 @@ With ``P = <prefix>/<device_id>``:
   printer it also carries ``printer_state``, ``job_progress`` (percent) and ``job_file``;
 * ``P/<camera>/event`` and the retained ``P/<camera>/snapshot`` JPEG: alerts, through the outbox
   (:mod:`.notifier`);
-* ``P/event``: device events (rejected commands, printer countdown and action outcomes);
+* ``P/event``: device events (rejected commands, printer countdown and action outcomes, job messages,
+  history saving stopped/resumed, telemetry anomalies);
+* ``P/job`` and ``P/printer/telemetry``: retained job state and printer figures
+  (:mod:`appliance.history`, :mod:`appliance.telemetry`);
 * ``P/telemetry``: every ``mqtt.telemetry_interval_s`` seconds: CPU temperature (C), fan duty
   (0..1), frames analysed, cloud calls and spend (USD), uptime (s);
 * ``P/[<camera>/]<command>/set``: commands (:mod:`.commands`);
@@ -42,6 +45,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STATE_MIN_INTERVAL_S = 1.0
+#: device events kept as retained state topics under P (appliance.history, appliance.telemetry)
+RETAINED_DEVICE_TOPICS = {"job_state": "job", "printer_telemetry": "printer/telemetry"}
 CPU_TEMPERATURE_FILE = Path("/sys/class/thermal/thermal_zone0/temp")  # millidegrees Celsius
 
 
@@ -72,6 +77,7 @@ class MqttSink:
         self.config = config.mqtt
         self.context = context
         self.publisher = publisher or MqttPublisher(config.mqtt)
+        context.mqtt = self.publisher
         self.state_of = context.state_of
         self.cameras = context.cameras
         outbox = context.state_dir / "outbox" / "mqtt"
@@ -174,6 +180,12 @@ class MqttSink:
             for camera in self.cameras:
                 if self._printer_camera in (None, camera):
                     self.publish_state(camera)
+            return
+        if kind == "notification":
+            return  # job messages: this sink's dispatcher sends them as events (through its outbox)
+        if kind in RETAINED_DEVICE_TOPICS:
+            topic = f"{self.publisher.base}/{RETAINED_DEVICE_TOPICS[kind]}"
+            self.publisher.publish_json(topic, {**payload, "time": iso_now()}, qos=1, retain=True)
             return
         event = {"type": kind, **payload, "time": iso_now()}
         self.publisher.publish_json(f"{self.publisher.base}/event", event, qos=1)
