@@ -47,7 +47,9 @@ def create_sinks(config: LayerwatchConfig, context: ServiceContext) -> list[Acti
     if config.printer is None:
         return []
     client = build_printer(config.printer)
-    control = PrinterControl(config.printer, config.alarm.countdown_s, client, context.commands, event_hub(context))
+    control = PrinterControl(
+        config.printer, config.alarm.countdown_s, client, context.commands, event_hub(context)
+    )
     control.read_temperatures = config.telemetry.enabled and config.telemetry.from_printer
     return [control]
 

@@ -4,8 +4,9 @@ optionally one forum topic (``message_thread_id``), as printer-realtime-bridge d
 ``POST <api_url>/bot<token>/sendPhoto`` as multipart: ``chat_id``, ``caption`` (at most 1024
 characters), ``message_thread_id`` if set, and the ``photo`` file; without an image
 ``sendMessage`` with ``text``; a job's timelapse (``fields.video``, see :mod:`appliance.history`)
-goes with ``sendVideo`` (``video`` file, at most 50 MB as the Bot API takes). Telegram answers 429 with ``parameters.retry_after`` (seconds),
-which the outbox honours. The token is part of the URL and is never logged.
+goes with ``sendVideo`` (``video`` file, at most 50 MB as the Bot API takes). Telegram answers 429
+with ``parameters.retry_after`` (seconds), which the outbox honours. The token is part of the URL
+and is never logged.
 """
 
 from __future__ import annotations

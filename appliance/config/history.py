@@ -20,14 +20,21 @@ class TimelapseConfig(StrictModel):
 
     enabled: bool = Field(True, description="Make a timelapse when a job ends.")
     max_bytes: int = Field(
-        52_428_800, ge=100_000, description="Largest MP4 in bytes (env TIMELAPSE_MAX_BYTES); width and "
+        52_428_800,
+        ge=100_000,
+        description="Largest MP4 in bytes (env TIMELAPSE_MAX_BYTES); width and "
         "quality are lowered until it fits.",
-    )  # fmt: skip
+    )
     target_duration_s: float = Field(
-        45.0, gt=0, le=3600, description="Wanted length in seconds (env TIMELAPSE_TARGET_DURATION_SECONDS); "
+        45.0,
+        gt=0,
+        le=3600,
+        description="Wanted length in seconds (env TIMELAPSE_TARGET_DURATION_SECONDS); "
         "fps = ceil(frames / this), capped.",
-    )  # fmt: skip
-    max_width: int = Field(1280, ge=64, le=7680, description="Widest output in pixels (env TIMELAPSE_MAX_WIDTH).")
+    )
+    max_width: int = Field(
+        1280, ge=64, le=7680, description="Widest output in pixels (env TIMELAPSE_MAX_WIDTH)."
+    )
     fps_cap: int = Field(30, ge=1, le=120, description="Highest frame rate (env TIMELAPSE_FPS_CAP).")
     crf: int = Field(23, ge=0, le=51, description="First x264 quality tried (lower is better, larger).")
     timeout_s: float = Field(600.0, gt=0, description="Longest one ffmpeg run may take, in seconds.")
@@ -56,26 +63,36 @@ class HistoryConfig(StrictModel):
 
     enabled: bool = Field(False, description="Keep job records, frames and timelapses and send job messages.")
     images_dir: Path | None = Field(
-        None, description="Where frames go, as <images_dir>/<camera>/<job>/ (env IMAGES_DIR); "
+        None,
+        description="Where frames go, as <images_dir>/<camera>/<job>/ (env IMAGES_DIR); "
         "unset: <state_dir>/images; a relative path is under state_dir.",
-    )  # fmt: skip
+    )
     frame_interval_s: float = Field(
-        10.0, ge=0, le=3600, description="Seconds between frames saved for the timelapse (0: every analysed one)."
+        10.0,
+        ge=0,
+        le=3600,
+        description="Seconds between frames saved for the timelapse (0: every analysed one).",
     )
     jpeg_quality: int = Field(85, ge=10, le=100, description="JPEG quality of saved frames.")
     image_retention_days: float = Field(
-        7.0, ge=0, description="Frames and timelapses older than this are deleted (env IMAGE_RETENTION_DAYS); "
+        7.0,
+        ge=0,
+        description="Frames and timelapses older than this are deleted (env IMAGE_RETENTION_DAYS); "
         "0 keeps them.",
-    )  # fmt: skip
+    )
     evidence_retention_days: float = Field(
-        30.0, ge=0, description="Alert evidence JPEGs (<state_dir>/cameras/<camera>/alerts) older than this "
+        30.0,
+        ge=0,
+        description="Alert evidence JPEGs (<state_dir>/cameras/<camera>/alerts) older than this "
         "are deleted; 0 keeps them.",
-    )  # fmt: skip
+    )
     retention_interval_s: float = Field(3600.0, ge=10, description="Seconds between retention sweeps.")
     min_free_mb: float = Field(
-        200.0, ge=0, description="Free-space floor in MB: below it nothing is saved (said on MQTT P/event "
+        200.0,
+        ge=0,
+        description="Free-space floor in MB: below it nothing is saved (said on MQTT P/event "
         "and in the log); watching goes on.",
-    )  # fmt: skip
+    )
     max_jobs: int = Field(500, ge=1, description="Job records kept in <state_dir>/history/jobs.json.")
     timelapse: TimelapseConfig = Field(default_factory=TimelapseConfig)
     notify: JobNotifyConfig = Field(default_factory=JobNotifyConfig)

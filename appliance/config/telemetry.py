@@ -15,28 +15,37 @@ from appliance.config.base import StrictModel
 
 
 class SignalConfig(StrictModel):
-    """Limits for one signal (a key of the sensor JSON, or ``nozzle_temp`` / ``bed_temp`` from the printer)."""
+    """Limits for one signal: a key of the sensor JSON, or ``nozzle_temp`` / ``bed_temp`` of the printer."""
 
     min: float | None = Field(None, description="Lowest plausible value; below it: out_of_range.")
     max: float | None = Field(None, description="Highest allowed value; above it: out_of_range.")
     target_key: str | None = Field(
-        None, description="Key holding this signal's target (e.g. nozzle_target); its runaway and heating "
+        None,
+        description="Key holding this signal's target (e.g. nozzle_target); its runaway and heating "
         "checks need one.",
-    )  # fmt: skip
+    )
     runaway_delta: float | None = Field(
         None, gt=0, description="A value this far from a reached target is a runaway (units of the signal)."
     )
     heating_timeout_s: float | None = Field(
-        None, gt=0, description="Seconds a heater may stay more than runaway_delta under its target without "
+        None,
+        gt=0,
+        description="Seconds a heater may stay more than runaway_delta under its target without "
         "rising (heater_not_heating).",
-    )  # fmt: skip
-    heating_min_rise: float = Field(2.0, gt=0, description="Rise within heating_timeout_s that counts as heating.")
+    )
+    heating_min_rise: float = Field(
+        2.0, gt=0, description="Rise within heating_timeout_s that counts as heating."
+    )
     zscore: float | None = Field(
-        6.0, gt=0, description="Robust z-score |x - median| / (1.4826 MAD) over the window that is an outlier; "
+        6.0,
+        gt=0,
+        description="Robust z-score |x - median| / (1.4826 MAD) over the window that is an outlier; "
         "unset: no check.",
-    )  # fmt: skip
+    )
     min_mad: float = Field(
-        0.5, gt=0, description="Smallest MAD used, in the signal's units (a steady signal is not all outliers)."
+        0.5,
+        gt=0,
+        description="Smallest MAD used, in the signal's units (a steady signal is not all outliers).",
     )
 
     @model_validator(mode="after")
@@ -48,10 +57,12 @@ class SignalConfig(StrictModel):
 
 def _default_signals() -> dict[str, SignalConfig]:
     return {
-        "nozzle_temp": SignalConfig(min=0, max=300, target_key="nozzle_target", runaway_delta=15,
-                                    heating_timeout_s=120),  # fmt: skip
-        "bed_temp": SignalConfig(min=0, max=130, target_key="bed_target", runaway_delta=10,
-                                 heating_timeout_s=300),  # fmt: skip
+        "nozzle_temp": SignalConfig(
+            min=0, max=300, target_key="nozzle_target", runaway_delta=15, heating_timeout_s=120
+        ),
+        "bed_temp": SignalConfig(
+            min=0, max=130, target_key="bed_target", runaway_delta=10, heating_timeout_s=300
+        ),
     }
 
 
@@ -61,7 +72,8 @@ class TelemetryConfig(StrictModel):
     enabled: bool = Field(False, description="Watch printer telemetry.")
     printer_id: str = Field("printer_1", description="The printer's id in the monitoring system's topics.")
     sensor_topic: str | None = Field(
-        "printing/{printer_id}/sensor", description="JSON sensor topic ({printer_id} is filled in); unset: none."
+        "printing/{printer_id}/sensor",
+        description="JSON sensor topic ({printer_id} is filled in); unset: none.",
     )
     from_printer: bool = Field(
         True, description="Also read nozzle/bed temperature and targets from the linked printer on each poll."
@@ -84,9 +96,10 @@ class TelemetryConfig(StrictModel):
         "printer/control/{printer_id}", description="Where control messages go ({printer_id} filled in)."
     )
     control: Literal["none", "adjust", "pause"] = Field(
-        "none", description="On an anomaly publish nothing, an adjustment (target back to its value) or a "
+        "none",
+        description="On an anomaly publish nothing, an adjustment (target back to its value) or a "
         "pause to control_topic.",
-    )  # fmt: skip
+    )
     pause_printer: bool = Field(
         False, description="Let an anomaly alert start the linked printer's countdown (printer.action)."
     )

@@ -9,6 +9,7 @@ power cut costs nothing), after the :class:`~appliance.history.space.SpaceGuard`
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -54,8 +55,12 @@ def write_file(path: Path, data: bytes) -> None:
 class FrameWriter:
     """Saves JPEGs on its own thread; ``save`` never blocks the analysis loop."""
 
-    def __init__(self, guard: SpaceGuard, on_saved: Callable[[str, str, Path], None],
-                 write: Callable[[Path, bytes], None] = write_file):  # fmt: skip
+    def __init__(
+        self,
+        guard: SpaceGuard,
+        on_saved: Callable[[str, str, Path], None],
+        write: Callable[[Path, bytes], None] = write_file,
+    ):
         self.guard = guard
         self.on_saved = on_saved  # (camera, job id, path) after each saved frame
         self.write = write
@@ -69,10 +74,8 @@ class FrameWriter:
         self._thread.start()
 
     def stop(self, timeout_s: float = 1.0) -> None:
-        try:
+        with contextlib.suppress(queue.Full):
             self._queue.put_nowait(None)
-        except queue.Full:
-            pass
         if self._thread is not None:
             self._thread.join(timeout_s)
 
@@ -90,8 +93,12 @@ class FrameWriter:
     def flush(self, timeout_s: float = 5.0) -> None:
         """Wait until every queued frame is on disk (before a timelapse is made)."""
         done = threading.Event()
-        deadline_thread = threading.Thread(target=lambda: (self._queue.join(), done.set()), daemon=True)
-        deadline_thread.start()
+
+        def wait() -> None:
+            self._queue.join()
+            done.set()
+
+        threading.Thread(target=wait, daemon=True).start()
         done.wait(timeout_s)
 
     def _run(self) -> None:

@@ -41,7 +41,9 @@ def prune_files(paths: Iterable[Path], cutoff: float, pruned: Pruned) -> None:
 
 
 def _remove_empty(root: Path, keep: set[Path], pruned: Pruned) -> None:
-    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+    for folder in sorted(
+        (p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True
+    ):
         if folder in keep:
             continue
         try:
@@ -51,7 +53,9 @@ def _remove_empty(root: Path, keep: set[Path], pruned: Pruned) -> None:
             pass
 
 
-def prune_images(images_dir: Path, days: float, now: float | None = None, keep: Iterable[Path] = ()) -> Pruned:
+def prune_images(
+    images_dir: Path, days: float, now: float | None = None, keep: Iterable[Path] = ()
+) -> Pruned:
     """Delete frames and timelapses under ``images_dir`` older than ``days``."""
     pruned = Pruned()
     if days <= 0 or not images_dir.is_dir():

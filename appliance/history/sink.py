@@ -120,9 +120,13 @@ class HistorySink:
         self.store.close_interrupted(time.time())
         self.writer.start()
         self.slow.start()
-        logger.info("history: frames under %s every %.0f s, kept %.0f days; %s", self.images_dir,
-                    self.config.frame_interval_s, self.config.image_retention_days,
-                    "jobs from the printer" if self.printer_cameras else "jobs from monitoring on/off")  # fmt: skip
+        logger.info(
+            "history: frames under %s every %.0f s, kept %.0f days; %s",
+            self.images_dir,
+            self.config.frame_interval_s,
+            self.config.image_retention_days,
+            "jobs from the printer" if self.printer_cameras else "jobs from monitoring on/off",
+        )
 
     def stop(self) -> None:
         with self._lock:
@@ -141,13 +145,23 @@ class HistorySink:
 
     def _publish_state(self, job: JobRecord) -> None:
         last = next((path for path in job.timelapses.values()), None)
-        self.hub.emit("job_state", {
-            "job": job.id, "name": job.name, "source": job.source, "active": job.active,
-            "state": job.state, "progress": job.progress, "outcome": job.outcome,
-            "started_at": job.to_json()["started_at"], "ended_at": job.to_json()["ended_at"],
-            "alerts": len(job.alerts), "frames": sum(job.frames.values()),
-            "last_timelapse": last or self._last_timelapse(),
-        })  # fmt: skip
+        self.hub.emit(
+            "job_state",
+            {
+                "job": job.id,
+                "name": job.name,
+                "source": job.source,
+                "active": job.active,
+                "state": job.state,
+                "progress": job.progress,
+                "outcome": job.outcome,
+                "started_at": job.to_json()["started_at"],
+                "ended_at": job.to_json()["ended_at"],
+                "alerts": len(job.alerts),
+                "frames": sum(job.frames.values()),
+                "last_timelapse": last or self._last_timelapse(),
+            },
+        )
 
     def _last_timelapse(self) -> str | None:
         for job in reversed(self.store.jobs):
@@ -165,8 +179,9 @@ class HistorySink:
         return camera, None
 
     # -- starting and ending jobs --------------------------------------------------------------
-    def _start(self, key: str, name: str, source: str, cameras: list[str], state: str | None,
-               progress: float | None) -> JobRecord:  # fmt: skip
+    def _start(
+        self, key: str, name: str, source: str, cameras: list[str], state: str | None, progress: float | None
+    ) -> JobRecord:
         now = time.time()
         job = JobRecord(job_id_for(name, now), name, source, cameras, now, state=state, progress=progress)
         self.current[key] = job
@@ -184,8 +199,13 @@ class HistorySink:
             return
         job.ended, job.outcome = time.time(), outcome
         self.store.save()
-        logger.info("history: job %s ended: %s (%d alerts, %d frames)", job.id, outcome, len(job.alerts),
-                    sum(job.frames.values()))  # fmt: skip
+        logger.info(
+            "history: job %s ended: %s (%d alerts, %d frames)",
+            job.id,
+            outcome,
+            len(job.alerts),
+            sum(job.frames.values()),
+        )
         self._publish_state(job)
         if not final:
             return
@@ -215,9 +235,15 @@ class HistorySink:
                 self.guard.write_failed(exc)
                 continue
             info = made.to_json()
-            logger.info("history: timelapse %s (%d bytes, %.1f s at %d fps, %d attempt(s), %.1f s)",
-                        made.path, made.size_bytes, made.duration_s, made.fps, made.attempts,
-                        made.encode_s)  # fmt: skip
+            logger.info(
+                "history: timelapse %s (%d bytes, %.1f s at %d fps, %d attempt(s), %.1f s)",
+                made.path,
+                made.size_bytes,
+                made.duration_s,
+                made.fps,
+                made.attempts,
+                made.encode_s,
+            )
             with self._lock:
                 job.timelapses[camera] = str(made.path)
                 self.timelapses.append({"camera": camera, "job": job.id, **info})
@@ -233,7 +259,9 @@ class HistorySink:
             with self._lock:
                 for happening in self.tracker.update(payload):
                     self._happened(happening)
-        elif kind == "printer_action" and payload.get("action") == "pause" and payload.get("outcome") == "done":
+        elif (
+            kind == "printer_action" and payload.get("action") == "pause" and payload.get("outcome") == "done"
+        ):
             with self._lock:
                 self.tracker.paused_by_layerwatch = True
                 job = self.current.get(PRINTER)
@@ -246,8 +274,14 @@ class HistorySink:
         job = self.current.get(PRINTER)
         camera = self.printer_cameras[0] if len(self.printer_cameras) == 1 else None
         if happening.kind == "started":
-            self._start(PRINTER, happening.file or "print", "printer", list(self.printer_cameras),
-                        happening.state, happening.progress)  # fmt: skip
+            self._start(
+                PRINTER,
+                happening.file or "print",
+                "printer",
+                list(self.printer_cameras),
+                happening.state,
+                happening.progress,
+            )
         elif happening.kind == "ended":
             if job is not None:
                 job.state, job.progress = happening.state, happening.progress
@@ -258,8 +292,9 @@ class HistorySink:
                 self.store.save()
                 self._publish_state(job)
             if notify.state_changes and happening.state and happening.previous:
-                self._notify(messages.state_changed(job, camera, happening.previous, happening.state,
-                                                    happening.file))  # fmt: skip
+                self._notify(
+                    messages.state_changed(job, camera, happening.previous, happening.state, happening.file)
+                )
         elif happening.kind == "error":
             if notify.errors and happening.state:
                 self._notify(messages.error(job, camera, happening.state, happening.file))
@@ -274,9 +309,9 @@ class HistorySink:
         camera = result.camera
         self._last_image[camera] = result.frame.evidence_image
         with self._lock:
-            if camera not in self.printer_cameras and camera not in self.current:
-                if result.state != CameraState.PAUSED:
-                    self._start(camera, "monitoring", "monitoring", [camera], None, None)
+            unlinked = camera not in self.printer_cameras and camera not in self.current
+            if unlinked and result.state != CameraState.PAUSED:
+                self._start(camera, "monitoring", "monitoring", [camera], None, None)
             job = self.job_of(camera)
         if job is None:
             return
@@ -285,7 +320,9 @@ class HistorySink:
             return
         self._last_saved[camera] = now
         path = job_folder(self.images_dir, camera, job.id) / frame_name(result.frame.timestamp, job.id)
-        self.writer.save(camera, job.id, path, encode_jpeg(result.frame.evidence_image, self.config.jpeg_quality))
+        self.writer.save(
+            camera, job.id, path, encode_jpeg(result.frame.evidence_image, self.config.jpeg_quality)
+        )
 
     def _frame_saved(self, camera: str, job_id: str, path: Path) -> None:
         with self._lock:
@@ -314,7 +351,10 @@ class HistorySink:
                 jobs = list(self.current.values())
             for job in jobs:
                 printing = job.source == "monitoring" or (job.state or "").startswith("printing")
-                if printing and wall - self._last_photo.get(job.id, wall) >= self.config.notify.photo_interval_s:
+                if (
+                    printing
+                    and wall - self._last_photo.get(job.id, wall) >= self.config.notify.photo_interval_s
+                ):
                     self._last_photo[job.id] = wall
                     camera, jpeg = self._photo(job.cameras[0] if job.cameras else None)
                     if jpeg is not None and camera is not None:
@@ -330,5 +370,9 @@ class HistorySink:
         images = prune_images(self.images_dir, self.config.image_retention_days, wall_now, keep)
         evidence = prune_evidence(self.state_dir, self.config.evidence_retention_days, wall_now)
         if images.files or evidence.files:
-            logger.info("retention: %d frame/timelapse file(s) (%.1f MB) and %d evidence image(s) deleted",
-                        images.files, images.bytes / 1e6, evidence.files)  # fmt: skip
+            logger.info(
+                "retention: %d frame/timelapse file(s) (%.1f MB) and %d evidence image(s) deleted",
+                images.files,
+                images.bytes / 1e6,
+                evidence.files,
+            )

@@ -79,8 +79,9 @@ class SpaceGuard:
 
     def _stop(self, free: int, reason: str) -> None:
         self.saving = False
-        logger.warning("history: saving stopped (%s, %.1f MB free at %s); watching goes on",
-                       reason, free / MB, self.path)  # fmt: skip
+        logger.warning(
+            "history: saving stopped (%s, %.1f MB free at %s); watching goes on", reason, free / MB, self.path
+        )
         self.emit("history_saving_stopped", self._payload(free, reason))
 
     def _resume(self, free: int) -> None:
@@ -89,5 +90,10 @@ class SpaceGuard:
         self.emit("history_saving_resumed", self._payload(free, "free space back above the floor"))
 
     def _payload(self, free: int, reason: str) -> dict[str, Any]:
-        return {"free_mb": round(free / MB, 2), "min_free_mb": round(self.min_free_bytes / MB, 2),
-                "path": str(self.path), "reason": reason, "skipped": self.skipped}  # fmt: skip
+        return {
+            "free_mb": round(free / MB, 2),
+            "min_free_mb": round(self.min_free_bytes / MB, 2),
+            "path": str(self.path),
+            "reason": reason,
+            "skipped": self.skipped,
+        }

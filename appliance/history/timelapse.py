@@ -54,10 +54,18 @@ class Timelapse:
     encode_s: float
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": str(self.path), "size_bytes": self.size_bytes, "frames": self.frames, "fps": self.fps,
-                "width": self.width, "height": self.height, "crf": self.crf,
-                "duration_s": round(self.duration_s, 3), "attempts": self.attempts,
-                "encode_s": round(self.encode_s, 2)}  # fmt: skip
+        return {
+            "path": str(self.path),
+            "size_bytes": self.size_bytes,
+            "frames": self.frames,
+            "fps": self.fps,
+            "width": self.width,
+            "height": self.height,
+            "crf": self.crf,
+            "duration_s": round(self.duration_s, 3),
+            "attempts": self.attempts,
+            "encode_s": round(self.encode_s, 2),
+        }
 
 
 def timelapse_fps(frames: int, config: TimelapseConfig) -> int:
@@ -98,7 +106,9 @@ def _encode(folder: Path, out: Path, fps: int, width: int, crf: int, timeout_s: 
            "-movflags", "+faststart", "-an", out.name]
     # fmt: on
     try:
-        result = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=timeout_s, check=False)
+        result = subprocess.run(
+            cmd, cwd=folder, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
     except subprocess.TimeoutExpired:
         raise TimelapseError(f"ffmpeg took longer than {timeout_s:.0f} s") from None
     if result.returncode != 0:
@@ -121,16 +131,36 @@ def make_timelapse(folder: Path, config: TimelapseConfig) -> Timelapse:
             _encode(folder, tmp, fps, width, crf, config.timeout_s)
             size = tmp.stat().st_size
             info = probe(tmp)
-            logger.info("timelapse %s: attempt %d, %d frames at %d fps, %dx%d crf %d: %d bytes",
-                        folder.name, attempt, len(frames), fps, info["width"], info["height"], crf,
-                        size)  # fmt: skip
+            logger.info(
+                "timelapse %s: attempt %d, %d frames at %d fps, %dx%d crf %d: %d bytes",
+                folder.name,
+                attempt,
+                len(frames),
+                fps,
+                info["width"],
+                info["height"],
+                crf,
+                size,
+            )
             if size <= config.max_bytes:
                 if info["codec"] != "h264" or info["frames"] != len(frames):
-                    raise TimelapseError(f"ffprobe saw {info['codec']} with {info['frames']} frames, "
-                                         f"expected h264 with {len(frames)}")  # fmt: skip
+                    raise TimelapseError(
+                        f"ffprobe saw {info['codec']} with {info['frames']} frames, "
+                        f"expected h264 with {len(frames)}"
+                    )
                 os.replace(tmp, final)
-                return Timelapse(final, size, len(frames), fps, info["width"], info["height"], crf,
-                                 info["duration_s"], attempt, time.monotonic() - started)  # fmt: skip
+                return Timelapse(
+                    final,
+                    size,
+                    len(frames),
+                    fps,
+                    info["width"],
+                    info["height"],
+                    crf,
+                    info["duration_s"],
+                    attempt,
+                    time.monotonic() - started,
+                )
             over = size / config.max_bytes
             if crf < MAX_CRF:
                 crf = min(MAX_CRF, crf + max(2, math.ceil(6 * math.log2(over))))

@@ -87,8 +87,14 @@ class JobTracker:
                 step = self._step_of(progress)
                 if step > self._step:
                     self._step = step
-                    out.append(Happening("progress", file=self.file, state=state,
-                                         progress=round(step * self.progress_step, 1)))  # fmt: skip
+                    out.append(
+                        Happening(
+                            "progress",
+                            file=self.file,
+                            state=state,
+                            progress=round(step * self.progress_step, 1),
+                        )
+                    )
         return out
 
     def _step_of(self, progress: float | None) -> int:

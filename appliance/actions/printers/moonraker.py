@@ -33,7 +33,9 @@ class MoonrakerClient(HttpPrinter):
 
     def temperatures(self) -> dict[str, float]:
         """nozzle_temp, nozzle_target, bed_temp, bed_target in degrees C (those the server reports)."""
-        status = (self.json("/printer/objects/query?extruder&heater_bed").get("result") or {}).get("status") or {}
+        status = (self.json("/printer/objects/query?extruder&heater_bed").get("result") or {}).get(
+            "status"
+        ) or {}
         out: dict[str, float] = {}
         for obj, prefix in (("extruder", "nozzle"), ("heater_bed", "bed")):
             values = status.get(obj) or {}
