@@ -43,9 +43,10 @@ def write_frames(
 
 def test_tracker_reports_start_progress_steps_state_and_end_in_order():
     tracker = JobTracker(progress_step=5)
-    polls = [("operational", None, None), ("printing", 0.0, "benchy.gcode"), ("printing", 3.0, "benchy.gcode"),
-             ("printing", 5.2, "benchy.gcode"), ("printing", 17.0, "benchy.gcode"), ("paused", 17.0, "benchy.gcode"),
-             ("unreachable", None, None), ("printing", 99.5, "benchy.gcode"), ("operational", 100.0, None)]  # fmt: skip
+    b = "benchy.gcode"
+    polls = [("operational", None, None), ("printing", 0.0, b), ("printing", 3.0, b), ("printing", 5.2, b),
+             ("printing", 17.0, b), ("paused", 17.0, b), ("unreachable", None, None), ("printing", 99.5, b),
+             ("operational", 100.0, None)]  # fmt: skip
     seen = []
     for state, progress, file in polls:
         for h in tracker.update({"state": state, "progress": progress, "file": file}):
@@ -60,7 +61,8 @@ def test_tracker_reports_start_progress_steps_state_and_end_in_order():
 @pytest.mark.parametrize(
     ("last_state", "final", "progress", "paused", "outcome"),
     [("printing", "operational", 40.0, False, "cancelled"), ("printing", "error", 40.0, False, "failed"),
-     ("paused", "operational", 40.0, True, "paused_by_layerwatch"), ("printing", "complete", 100.0, False, "completed"),
+     ("paused", "operational", 40.0, True, "paused_by_layerwatch"),
+     ("printing", "complete", 100.0, False, "completed"),
      ("printing", "cancelled", 12.0, False, "cancelled")],
 )  # fmt: skip
 def test_job_outcomes(last_state: str, final: str, progress: float, paused: bool, outcome: str):
