@@ -35,6 +35,7 @@ from appliance.actions.mqtt.client import MqttPublisher
 from appliance.actions.mqtt.discovery import discovery_message
 from appliance.actions.mqtt.notifier import MqttNotifier
 from appliance.decision import Alert, CameraState, Transition
+from appliance.history.discovery import history_components
 from appliance.service.commands import Command
 from appliance.service.pipeline import ActionSink, FrameResult
 
@@ -78,6 +79,7 @@ class MqttSink:
         self.context = context
         self.publisher = publisher or MqttPublisher(config.mqtt)
         context.mqtt = self.publisher
+        self._extra_components = history_components(config)
         self.state_of = context.state_of
         self.cameras = context.cameras
         outbox = context.state_dir / "outbox" / "mqtt"
@@ -106,7 +108,7 @@ class MqttSink:
         self.publisher.stop()
 
     def _publish_discovery(self) -> None:
-        topic, payload = discovery_message(self.config, self.cameras)
+        topic, payload = discovery_message(self.config, self.cameras, self._extra_components)
         self.publisher.publish(topic, payload, qos=1, retain=True)
         logger.info("Home Assistant discovery published on %s", topic)
 
