@@ -189,9 +189,9 @@ def test_floor_stops_saving_before_the_disk_is_full(small_tmpfs: Path):
     assert guard.allows() and [k for k, _ in events][-1] == "history_saving_resumed"
 
 
-def test_a_write_that_hits_enospc_stops_saving(small_tmpfs: Path):
+def test_without_a_floor_saving_stops_before_a_write_runs_out_of_space(small_tmpfs: Path):
     events: list[str] = []
-    guard = SpaceGuard(small_tmpfs, 0, lambda k, p: events.append(k))  # no floor: the disk itself says no
+    guard = SpaceGuard(small_tmpfs, 0, lambda k, p: events.append(k))  # no floor: only the frame's own size
     writer = FrameWriter(guard, lambda c, j, p: None)
     writer.start()
     for i in range(40):

@@ -81,7 +81,7 @@ class FrameWriter:
 
     def save(self, camera: str, job_id: str, path: Path, jpeg: bytes) -> bool:
         """Queue one frame; False when it is not saved (no room on disk, or the writer is behind)."""
-        if not self.guard.allows():
+        if not self.guard.allows(len(jpeg)):
             return False
         try:
             self._queue.put_nowait((camera, job_id, path, jpeg))

@@ -4,7 +4,9 @@ more is saved (frames, timelapses) until space is back, so the disk is never fil
 Crossing the floor is said once each way, in the log and as a device event on the event hub
 (``history_saving_stopped`` / ``history_saving_resumed`` with ``free_mb``, ``min_free_mb``, ``path``,
 ``reason``), which the MQTT sink publishes on ``<prefix>/<device_id>/event``. A write that fails with
-ENOSPC (or any OSError) stops saving the same way. Watching and alerting are never affected.
+ENOSPC (or any OSError) stops saving the same way. The file system is looked at every few seconds and whenever the bytes saved
+since the last look could have reached the floor, so a burst of frames cannot overrun it. Watching
+and alerting are never affected.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class SpaceGuard:
         self.clock = clock
         self.saving = True
         self._checked_at = -float("inf")
+        self._free = 0  # bytes free at the last look, less what was saved since
         self._lock = threading.Lock()
         self.skipped = 0  # saves skipped while stopped
 
@@ -48,23 +51,27 @@ class SpaceGuard:
         return shutil.disk_usage(folder).free
 
     def allows(self, needed_bytes: int = 0) -> bool:
-        """True when a save of ``needed_bytes`` keeps the floor (checked at most every few seconds)."""
+        """True when a save of ``needed_bytes`` keeps the floor. The file system is asked every few
+        seconds, and at once whenever the bytes saved since the last look could reach the floor."""
         with self._lock:
             now = self.clock()
-            if now - self._checked_at >= CHECK_EVERY_S or needed_bytes:
+            stale = now - self._checked_at >= CHECK_EVERY_S
+            if stale or (self.saving and self._free - needed_bytes < self.min_free_bytes):
                 self._checked_at = now
                 try:
-                    free = self.free_bytes()
+                    self._free = self.free_bytes()
                 except OSError as exc:
                     logger.warning("history: cannot read free space of %s: %s", self.path, exc)
-                    free = 0
-                if self.saving and free - needed_bytes < self.min_free_bytes:
-                    self._stop(free, f"free space under the floor of {self.min_free_bytes / MB:.1f} MB")
-                elif not self.saving and free >= self.min_free_bytes * RESUME_MARGIN + needed_bytes:
-                    self._resume(free)
+                    self._free = 0
+                if self.saving and self._free - needed_bytes < self.min_free_bytes:
+                    self._stop(self._free, f"free space under the floor of {self.min_free_bytes / MB:.1f} MB")
+                elif not self.saving and self._free >= self.min_free_bytes * RESUME_MARGIN + needed_bytes:
+                    self._resume(self._free)
             if not self.saving:
                 self.skipped += 1
-            return self.saving
+                return False
+            self._free -= needed_bytes  # what this save will take, until the next look
+            return True
 
     def write_failed(self, exc: OSError) -> None:
         """A save failed (ENOSPC, EIO, ...): stop saving until the next check finds room."""
