@@ -6,10 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
-import subprocess
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -148,20 +145,6 @@ def test_job_store_survives_restart_and_sets_a_corrupt_file_aside(tmp_path: Path
     path.write_text('[{"id": 5')
     assert JobStore(path).jobs == []
     assert list(path.parent.glob("jobs.json.bad-*"))
-
-
-@pytest.fixture
-def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A real 2 MB file system that fills up (needs root: skipped where mounting is not allowed)."""
-    mount = tmp_path / f"tmpfs-{uuid.uuid4().hex[:6]}"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _jpeg(size: int = 120_000) -> bytes:

@@ -19,9 +19,8 @@ from appliance.actions.dispatcher import event_hub
 from appliance.config import load_config
 from appliance.history.timelapse import probe
 from appliance.service.runner import Service
-from tests.http_peers import HttpPeer, Request, serving
+from tests.http_peers import Request, serving
 from tests.mqtt_fixtures import Broker, Subscriber
-from tests.test_history_parts import small_tmpfs  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("shipped_model")
 TOKEN = "123456:AAH-h1st0ry-t0ken"
@@ -74,7 +73,8 @@ def test_a_printed_job_is_told_in_order_and_ends_in_a_timelapse(
             f'[[cameras]]\nname = "printer"\n[cameras.source]\ntype = "replay"\npath = "{synthetic_clip}"\n'
             "rate_fps = 20\nloop = true\n"
             f'[mqtt]\nbroker_url = "{mosquitto.url}"\n'
-            f'[printer]\ntype = "octoprint"\nurl = "{octoprint.url}"\npoll_interval_s = 0.2\naction = "none"\n'
+            f'[printer]\ntype = "octoprint"\nurl = "{octoprint.url}"\npoll_interval_s = 0.2\n'
+            'action = "none"\n'
             f'[notify.telegram]\nbot_token = "{TOKEN}"\nchat_id = "-1001"\nmessage_thread_id = 42\n'
             f'api_url = "{telegram.url}"\n'
             f'[history]\nenabled = true\nimages_dir = "{tmp_path / "images"}"\nframe_interval_s = 0.1\n'
@@ -195,7 +195,3 @@ def test_an_alert_goes_out_before_job_messages_waiting_in_the_outbox(tmp_path: P
     box.put(Notification(key="abcdef123456-0", kind="alert", camera="printer", title="t", description="d"))
     order = [p.name.split("-", 1)[1] for p in box.pending()]
     assert order == ["abcdef123456-0.json", "job-000.json", "job-001.json", "job-002.json"]
-
-
-def _unused(peer: HttpPeer) -> None:  # keep the import for type checkers
-    del peer

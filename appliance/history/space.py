@@ -4,9 +4,9 @@ more is saved (frames, timelapses) until space is back, so the disk is never fil
 Crossing the floor is said once each way, in the log and as a device event on the event hub
 (``history_saving_stopped`` / ``history_saving_resumed`` with ``free_mb``, ``min_free_mb``, ``path``,
 ``reason``), which the MQTT sink publishes on ``<prefix>/<device_id>/event``. A write that fails with
-ENOSPC (or any OSError) stops saving the same way. The file system is looked at every few seconds and whenever the bytes saved
-since the last look could have reached the floor, so a burst of frames cannot overrun it. Watching
-and alerting are never affected.
+ENOSPC (or any OSError) stops saving the same way. The file system is looked at every few seconds
+and whenever the bytes saved since the last look could have reached the floor, so a burst of frames
+cannot overrun it. Watching and alerting are never affected.
 """
 
 from __future__ import annotations
