@@ -15,8 +15,9 @@ Rules, per configured signal (``telemetry.signals.<key>``):
 and per stream (the sensor topic, the printer): ``dropout``, no sample for ``telemetry.dropout_s``
 seconds after the first one.
 
-One finding per signal at a time: a rule that fired stays *active* (no other rule reports on that
-signal) until the signal is normal again; a new finding of the same rule and signal waits
+One finding per signal at a time: a rule that fired stays *active* (no milder rule reports on that
+signal; a graver one, in the order outlier, heater_not_heating, runaway, out_of_range, does) until the
+signal is normal again; a new finding of the same rule and signal waits
 ``telemetry.cooldown_s``. Pure logic: the caller passes the time (monotonic seconds).
 """
 
@@ -31,6 +32,8 @@ from typing import Any
 from appliance.config.telemetry import SignalConfig, TelemetryConfig
 
 MAD_SCALE = 1.4826  # MAD -> standard deviation for normal data
+#: a graver finding on a signal is reported even while a milder one holds it
+PRIORITY = {"outlier": 0, "heater_not_heating": 1, "runaway": 2, "out_of_range": 3}
 
 
 @dataclass(frozen=True)
@@ -169,10 +172,8 @@ class AnomalyDetector:
         if fired is None:
             state.active = None
             return None
-        if state.active == fired.kind:
-            return None  # still the same finding: said once
-        if state.active is not None:
-            return None  # another rule already holds this signal
+        if state.active is not None and PRIORITY[fired.kind] <= PRIORITY[state.active]:
+            return None  # the same finding (said once), or a milder one while a graver one holds
         state.active = fired.kind
         return fired
 
