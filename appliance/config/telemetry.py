@@ -7,15 +7,17 @@ temperatures the linked printer (OctoPrint, Moonraker) reports on each poll. Wir
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from appliance.config.base import StrictModel
 
 
 class SignalConfig(StrictModel):
-    """Limits for one signal: a key of the sensor JSON, or ``nozzle_temp`` / ``bed_temp`` of the printer."""
+    """``[telemetry.signals.<key>]``: limits for one key of the sensor JSON (``nozzle_temp``, ``bed_temp``
+    of the printer too). nozzle_temp (0..300, target nozzle_target, runaway 15, heating 120 s) and bed_temp
+    (0..130, bed_target, 10, 300 s) are set unless given; e.g. roughness: ``max = 75``."""
 
     min: float | None = Field(None, description="Lowest plausible value; below it: out_of_range.")
     max: float | None = Field(None, description="Highest allowed value; above it: out_of_range.")
@@ -84,7 +86,9 @@ class TelemetryConfig(StrictModel):
     signals: dict[str, SignalConfig] = Field(
         default_factory=_default_signals, description="Limits per signal key (a table per key)."
     )
-    window: int = Field(120, ge=10, le=10000, description="Samples in the rolling window of the z-score.")
+    zscore_window: int = Field(
+        120, ge=10, le=10000, description="Samples in the rolling window of the z-score."
+    )
     min_samples: int = Field(20, ge=5, description="Samples needed before the z-score judges.")
     dropout_s: float = Field(
         30.0, gt=0, description="Seconds without a sample (after the first) that is a dropout."
@@ -106,6 +110,14 @@ class TelemetryConfig(StrictModel):
     publish_interval_s: float = Field(
         5.0, ge=0.1, description="Seconds between figures on <prefix>/<device_id>/printer/telemetry."
     )
+
+    @field_validator("signals", mode="before")
+    @classmethod
+    def _keep_defaults(cls, value: Any) -> Any:
+        """A table for one more signal keeps the nozzle and bed defaults (a table per key replaces it)."""
+        if isinstance(value, dict):
+            return {**{k: v.model_dump() for k, v in _default_signals().items()}, **value}
+        return value
 
     def topic(self, template: str) -> str:
         return template.replace("{printer_id}", self.printer_id)

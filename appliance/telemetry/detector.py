@@ -9,7 +9,7 @@ Rules, per configured signal (``telemetry.signals.<key>``):
 * ``heater_not_heating``: the target is more than ``runaway_delta`` above the value and the value
   rose less than ``heating_min_rise`` in ``heating_timeout_s`` seconds;
 * ``outlier``: robust z-score ``|r - median| / (1.4826 * max(MAD, min_mad))`` over the last
-  ``telemetry.window`` residuals ``r`` (the value, or value - target once a target is reached) is over
+  ``telemetry.zscore_window`` residuals ``r`` (the value, or value - target once a target is reached) is over
   ``zscore``, after ``telemetry.min_samples`` samples;
 
 and per stream (the sensor topic, the printer): ``dropout``, no sample for ``telemetry.dropout_s``
@@ -70,7 +70,9 @@ class _Signal:
 class AnomalyDetector:
     def __init__(self, config: TelemetryConfig):
         self.config = config
-        self.signals = {key: _Signal(cfg, deque(maxlen=config.window)) for key, cfg in config.signals.items()}
+        self.signals = {
+            key: _Signal(cfg, deque(maxlen=config.zscore_window)) for key, cfg in config.signals.items()
+        }
         self._last_sample: dict[str, float] = {}  # stream -> time of its last sample
         self._dropped: set[str] = set()
         self._fired: dict[tuple[str, str], float] = {}  # (kind, signal) -> time of the last finding
