@@ -51,6 +51,11 @@ def test_monitoring_system_environment(tmp_path: Path):
     config = load_config(None, environ)
     assert config.mqtt.username == "mlops_user"
     assert config.mqtt.password is not None and config.mqtt.password.get_secret_value() == "pw-123"
+    assert not config.telemetry.enabled
+    environ["ROUGHNESS_THRESHOLD"] = "75"
+    telemetry = load_config(None, environ).telemetry
+    assert telemetry.enabled and telemetry.signals["roughness"].max == 75  # their quality threshold
+    assert telemetry.sensor_topic == "printing/{printer_id}/sensor" and "nozzle_temp" in telemetry.signals
 
 
 def test_bridge_environment(tmp_path: Path):

@@ -6,7 +6,8 @@ Precedence, lowest first:
 2. files in ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``), one secret per file,
 3. the environment variables of the earlier systems: the RTSP+Bedrock detector's (``RTSP_URL``,
    ``MQTT_BROKER_URL``, ``INFERENCE_PROFILE_ARN``, ...), the monitoring system's
-   (``MQTT_USERNAME``, ``MQTT_PASSWORD``) and the bridge's (``OPENROUTER_API_KEY``, ``AI_MODEL``, ...).
+   (``MQTT_USERNAME``, ``MQTT_PASSWORD``, ``ROUGHNESS_THRESHOLD``) and the bridge's (``OPENROUTER_API_KEY``,
+   ``AI_MODEL``, ``TELEGRAM_BOT_TOKEN``, ``PROGRESS_STEP``, ``IMAGES_DIR``, ``TIMELAPSE_*``, ...).
 
 A variable that only makes sense with a judge also picks that judge when the file leaves
 ``cloud.type`` unset (or ``"off"``): ``INFERENCE_PROFILE_ARN`` turns Bedrock on,
@@ -115,6 +116,8 @@ ENV_OVERRIDES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TIMELAPSE_TARGET_DURATION_SECONDS": ("history.timelapse.target_duration_s", lambda n, v: v),
     "TIMELAPSE_MAX_WIDTH": ("history.timelapse.max_width", lambda n, v: v),
     "TIMELAPSE_FPS_CAP": ("history.timelapse.fps_cap", lambda n, v: v),
+    # the MQTT quality-monitoring system's quality threshold: the roughness signal's upper limit
+    "ROUGHNESS_THRESHOLD": ("telemetry.signals.roughness.max", lambda n, v: v),
 }
 
 # the bridge's variables: any of them switches [history] on when the file does not set history.enabled
@@ -200,14 +203,17 @@ def _pick_judge(tree: dict[str, Any], environ: Mapping[str, str], origins: dict[
 
 
 def _switch_history(tree: dict[str, Any], environ: Mapping[str, str], origins: dict[str, str]) -> None:
-    history = tree.get("history")
-    if isinstance(history, dict) and "enabled" in history and "history.enabled" not in origins:
-        return
-    for name in HISTORY_SWITCHES:
-        if environ.get(name):
-            _set(tree, "history.enabled", True)
-            origins["history.enabled"] = f"env {name}"
-            return
+    """``history.enabled`` (by the bridge's variables) and ``telemetry.enabled`` (by ROUGHNESS_THRESHOLD)
+    switched on when the file does not set them."""
+    for table, switches in (("history", HISTORY_SWITCHES), ("telemetry", ("ROUGHNESS_THRESHOLD",))):
+        section = tree.get(table)
+        if isinstance(section, dict) and "enabled" in section and f"{table}.enabled" not in origins:
+            continue
+        for name in switches:
+            if environ.get(name):
+                _set(tree, f"{table}.enabled", True)
+                origins[f"{table}.enabled"] = f"env {name}"
+                break
 
 
 def _key_path(loc: tuple[Any, ...], tree: Any) -> str:
