@@ -4,8 +4,9 @@ printer-realtime-bridge made it, and checked with ffprobe.
 * frame rate: ``ceil(frames / timelapse.target_duration_s)``, at least 1, at most ``timelapse.fps_cap``;
 * width: at most ``timelapse.max_width`` (height follows, even), ``yuv420p``, ``+faststart``;
 * size: at most ``timelapse.max_bytes``. When an encode is larger, the quality is lowered first (CRF up
-  in steps, to :data:`MAX_CRF`), then the width (x 0.75 per step, to :data:`MIN_WIDTH`); one that never
-  fits is deleted and reported.
+  in steps sized by the overshoot, to :data:`MAX_CRF`), then the width (x 0.75 per step, to
+  :data:`MIN_WIDTH`); once one fits, a few more encodes bisect the CRF back towards the best quality
+  that still fits. One that never fits is deleted and reported.
 
 The file is written as ``timelapse.mp4`` beside the frames (a temporary name until ffprobe confirmed
 an H.264 stream with the expected frame count). Runs on the history sink's slow-work thread.
@@ -32,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 MAX_CRF = 38
 MIN_WIDTH = 160
-MAX_ATTEMPTS = 10
+MAX_ATTEMPTS = 12
+MAX_REFINEMENTS = 3  # encodes spent bisecting the CRF once one fits
 FILENAME = "timelapse.mp4"
 
 
@@ -123,51 +125,45 @@ def make_timelapse(folder: Path, config: TimelapseConfig) -> Timelapse:
     if not frames:
         raise TimelapseError(f"no frames in {folder}")
     fps = timelapse_fps(len(frames), config)
-    tmp, final = folder / f".{FILENAME}.tmp.mp4", folder / FILENAME
+    tmp, kept, final = folder / f".{FILENAME}.tmp.mp4", folder / f".{FILENAME}.fit.mp4", folder / FILENAME
     width, crf = config.max_width, config.crf
+    too_big: int | None = None  # highest CRF found too large at this width
+    best: tuple[int, int, dict[str, Any]] | None = None  # (crf, size, probe) of the best fitting encode
+    refinements = 0
     started = time.monotonic()
     try:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             _encode(folder, tmp, fps, width, crf, config.timeout_s)
             size = tmp.stat().st_size
             info = probe(tmp)
-            logger.info(
-                "timelapse %s: attempt %d, %d frames at %d fps, %dx%d crf %d: %d bytes",
-                folder.name,
-                attempt,
-                len(frames),
-                fps,
-                info["width"],
-                info["height"],
-                crf,
-                size,
-            )
+            logger.info("timelapse %s: attempt %d, %d frames at %d fps, %dx%d crf %d: %d bytes",
+                        folder.name, attempt, len(frames), fps, info["width"], info["height"], crf,
+                        size)  # fmt: skip
             if size <= config.max_bytes:
-                if info["codec"] != "h264" or info["frames"] != len(frames):
-                    raise TimelapseError(
-                        f"ffprobe saw {info['codec']} with {info['frames']} frames, "
-                        f"expected h264 with {len(frames)}"
-                    )
-                os.replace(tmp, final)
-                return Timelapse(
-                    final,
-                    size,
-                    len(frames),
-                    fps,
-                    info["width"],
-                    info["height"],
-                    crf,
-                    info["duration_s"],
-                    attempt,
-                    time.monotonic() - started,
-                )
-            over = size / config.max_bytes
-            if crf < MAX_CRF:
-                crf = min(MAX_CRF, crf + max(2, math.ceil(6 * math.log2(over))))
+                os.replace(tmp, kept)
+                best = (crf, size, info)
+            else:
+                too_big = crf
+            if best is not None:
+                # a fit is known: bisect towards the best quality that still fits, a few encodes at most
+                if too_big is None or best[0] - too_big <= 2 or refinements >= MAX_REFINEMENTS:
+                    break
+                crf, refinements = (too_big + best[0]) // 2, refinements + 1
+            elif crf < MAX_CRF:
+                crf = min(MAX_CRF, crf + max(2, math.ceil(6 * math.log2(size / config.max_bytes))))
             elif info["width"] > MIN_WIDTH:
-                width = max(MIN_WIDTH, int(info["width"] * 0.75) // 2 * 2)
+                width, too_big = max(MIN_WIDTH, int(info["width"] * 0.75) // 2 * 2), None
             else:
                 break
-        raise TimelapseError(f"no encode under {config.max_bytes} bytes")
+        if best is None:
+            raise TimelapseError(f"no encode under {config.max_bytes} bytes")
+        crf, size, info = best
+        if info["codec"] != "h264" or info["frames"] != len(frames):
+            raise TimelapseError(f"ffprobe saw {info['codec']} with {info['frames']} frames, "
+                                 f"expected h264 with {len(frames)}")  # fmt: skip
+        os.replace(kept, final)
+        return Timelapse(final, size, len(frames), fps, info["width"], info["height"], crf,
+                         info["duration_s"], attempt, time.monotonic() - started)  # fmt: skip
     finally:
         tmp.unlink(missing_ok=True)
+        kept.unlink(missing_ok=True)
