@@ -5,6 +5,7 @@ the record and its timelapse attached; a printer error is told and ends the next
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -33,8 +34,17 @@ def test_paused_by_layerwatch_then_a_printer_error(tmp_path: Path):
         hub = event_hub(context)
         [dispatcher] = notifiers.create_sinks(config, context)
         sink = HistorySink(config, context, hub)
+        old_frame = tmp_path / "images" / "printer" / "20260101T000000_old" / "20260101T000000_000000_old.jpg"
+        old_evidence = tmp_path / "state" / "cameras" / "printer" / "alerts" / "0123456789ab-0.jpg"
+        for path, days in ((old_frame, 8), (old_evidence, 31)):
+            path.parent.mkdir(parents=True)
+            path.write_bytes(b"\xff\xd8old")
+            os.utime(path, (time.time() - days * 86400, time.time() - days * 86400))
         dispatcher.start()  # type: ignore[attr-defined]
         sink.start()
+        sink.on_tick(time.monotonic())  # the first tick sweeps: frames kept 7 days, evidence 30
+        sink.slow.join()
+        assert not old_frame.exists() and not old_frame.parent.exists() and not old_evidence.exists()
         alert, result, jpeg = synthetic_alert()
 
         hub.emit("printer_state", {"state": "printing", "progress": 10.0, "file": "a.gcode", "active": True})
