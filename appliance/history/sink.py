@@ -347,14 +347,13 @@ class HistorySink:
     def on_tick(self, now: float) -> None:
         wall = time.time()
         if self.config.notify.photos:
+            # under the lock: a job the poll thread ends now cannot get a photo after its final one
             with self._lock:
-                jobs = list(self.current.values())
-            for job in jobs:
-                printing = job.source == "monitoring" or (job.state or "").startswith("printing")
-                if (
-                    printing
-                    and wall - self._last_photo.get(job.id, wall) >= self.config.notify.photo_interval_s
-                ):
+                for job in self.current.values():
+                    printing = job.source == "monitoring" or (job.state or "").startswith("printing")
+                    since = wall - self._last_photo.get(job.id, wall)
+                    if not printing or since < self.config.notify.photo_interval_s:
+                        continue
                     self._last_photo[job.id] = wall
                     camera, jpeg = self._photo(job.cameras[0] if job.cameras else None)
                     if jpeg is not None and camera is not None:

@@ -17,6 +17,7 @@ from typing import Any
 from appliance.config.model import LayerwatchConfig
 from appliance.service.commands import CommandQueue
 from appliance.service.pipeline import ActionSink, Judge
+from appliance.service.storage_health import StorageHealth
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ class ServiceContext:
     sinks: list[ActionSink] = field(default_factory=list)
     #: the MQTT connection (an appliance.actions.mqtt.client.MqttPublisher) once mqtt.sink made one
     mqtt: Any = None
+    #: writes under state_dir failing now (a full disk): reported by outboxes and evidence, shown on
+    #: the MQTT state, the status light and systemd's STATUS=
+    storage: StorageHealth = field(default_factory=StorageHealth)
 
 
 def build_sinks(config: LayerwatchConfig, context: ServiceContext) -> list[ActionSink]:
