@@ -76,3 +76,31 @@ def test_paused_by_layerwatch_then_a_printer_error(tmp_path: Path):
     assert first["alerts"] == [alert.id] and first["frames"] == {"printer": 6}
     assert Path(first["timelapses"]["printer"]).is_file()
     assert second["outcome"] == "failed" and second["name"] == "b.gcode" and second["timelapses"] == {}
+
+
+def test_switched_off_messages_stay_off(tmp_path: Path):
+    with serving() as discord:
+        tree = {
+            "printer": {"type": "octoprint", "url": "http://127.0.0.1:9", "poll_interval_s": 5},
+            "notify": {"discord": {"webhook_url": discord.url + HOOK}},
+            "history": {"enabled": True, "images_dir": str(tmp_path / "images"), "min_free_mb": 1,
+                        "timelapse": {"enabled": False},
+                        "notify": {"job_start": False, "state_changes": False, "progress": False,
+                                   "final_photo": True, "errors": False}},
+        }  # fmt: skip
+        config = LayerwatchConfig.model_validate(tree)
+        context = ServiceContext(CommandQueue(), lambda camera: {}, ["printer"], tmp_path / "state")
+        hub = event_hub(context)
+        [dispatcher] = notifiers.create_sinks(config, context)
+        sink = HistorySink(config, context, hub)
+        dispatcher.start()  # type: ignore[attr-defined]
+        sink.start()
+        for progress in (0.0, 30.0, 60.0, 100.0):
+            hub.emit("printer_state", {"state": "printing", "progress": progress, "file": "c.gcode"})
+        hub.emit("printer_state", {"state": "error", "progress": 100.0, "file": None})
+        [post] = discord.wait_posts(1, timeout=10)
+        time.sleep(0.5)
+        sink.stop()
+        dispatcher.stop()  # type: ignore[attr-defined]
+        assert len(discord.posts()) == 1
+    assert json.loads(post.field("payload_json"))["embeds"][0]["title"] == "Print completed: c.gcode"

@@ -212,3 +212,19 @@ def test_the_printers_temperatures_reach_the_detector(moonraker: HttpPeer, tmp_p
     control.stop()
     assert sink.detector.latest() == {"nozzle_temp": 251.0, "bed_temp": 60.1}
     assert sink.figures()["samples"] >= 3
+
+
+def test_octoprint_temperatures(moonraker: HttpPeer):
+    def answer(request):
+        if request.path == "/api/printer":
+            assert request.query == {"exclude": ["sd,state"]}
+            return 200, {"temperature": {"tool0": {"actual": 214.8, "target": 215.0},
+                                         "bed": {"actual": 59.7, "target": 60.0}}}, {}  # fmt: skip
+        return 409, {"error": "Printer is not operational"}, {}
+
+    moonraker.responder = answer
+    printer = {"type": "octoprint", "url": moonraker.url}
+    client = build_printer(LayerwatchConfig.model_validate({"printer": printer}).printer)
+    assert client.temperatures() == {  # type: ignore[attr-defined]
+        "nozzle_temp": 214.8, "nozzle_target": 215.0, "bed_temp": 59.7, "bed_target": 60.0,
+    }  # fmt: skip
