@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from appliance.errors import SourceUnavailableError
+from appliance.sources.grabber import Capture, GrabbedSource
 from tests.mqtt_fixtures import Broker, Subscriber
 from tests.service_harness import start_service
 from tests.source_fixtures import RtspTestServer
@@ -236,3 +238,53 @@ def assert_state_stays_fresh(service: Watched, seconds: float) -> None:
     assert age <= STATE_INTERVAL_S + 1.5, f"retained state is {age:.1f} s old"
     assert all(s["state"] == "camera_offline" and s["error"] for s in fresh), fresh
     assert json.dumps(fresh[-1])  # a whole JSON object every time
+
+
+class _Probed(GrabbedSource):
+    """A grabbed source whose server answers the TCP probe as the test says (never opens)."""
+
+    def __init__(self, answers: list[bool | None]):
+        super().__init__("probed", frozen_after_s=5, probe_interval_s=0.1)
+        self.answers = answers
+        self.probes = 0
+
+    @property
+    def description(self) -> str:
+        return "probed"
+
+    def _connect(self) -> Capture:
+        raise SourceUnavailableError("never opens")
+
+    def _reachable(self) -> bool | None:
+        self.probes += 1
+        return self.answers[min(self.probes, len(self.answers)) - 1]
+
+
+@pytest.mark.parametrize(
+    ("answers", "waits_s"),
+    [
+        ([False, False, True], 0.2),  # back after two probes: the wait ends at once
+        ([True], 3.0),  # answers all along (silent or frozen): the whole back-off
+        ([False], 3.0),  # still dead: the whole back-off, one cheap probe per interval
+        ([None], 3.0),  # no probe (a local device): the whole back-off
+    ],
+)
+def test_the_wait_between_opens_ends_when_the_server_answers_again(
+    answers: list[bool | None], waits_s: float
+) -> None:
+    source = _Probed(answers)
+    started = time.monotonic()
+    assert source._wait_before_reconnect(threading.Event(), 3.0) is False
+    took = time.monotonic() - started
+    assert waits_s - 0.05 <= took < waits_s + 0.5, took
+    if answers != [None]:
+        assert source.probes <= 3.0 / 0.1 + 2  # one TCP connect per probe interval, no more
+
+
+def test_the_wait_between_opens_ends_when_the_source_closes() -> None:
+    source = _Probed([False])
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    assert source._wait_before_reconnect(stop, 30.0) is True
+    assert time.monotonic() - started < 1.0

@@ -81,7 +81,7 @@ def test_a_dead_channel_blocks_neither_the_loop_nor_the_other_channel(http_peer:
     started = time.monotonic()
     for _ in range(3):
         sink.on_alert("printer", *synthetic_alert())
-    assert time.monotonic() - started < 0.2
+    assert time.monotonic() - started < 1.0  # not the peer's timeout; fsynced outbox writes can take 0.1 s
     http_peer.wait_posts(3, "/api/webhooks/")  # Discord delivers all three
     sink.stop()  # type: ignore[attr-defined]
     assert len(list((tmp_path / "outbox" / "telegram").glob("*.json"))) == 3  # kept for later

@@ -10,7 +10,9 @@ FFmpeg gives up on a silent stream after about three read timeouts.
 
 Before handing the URL to FFmpeg the source makes a plain TCP connection to the server, so that
 "nothing is listening", "no answer" and "cannot resolve" are told apart in the error message,
-and a dead server never holds the options lock for the whole open timeout.
+and a dead server never holds the options lock for the whole open timeout. The same TCP connect
+(``PROBE_TIMEOUT_S``, nothing sent) is the cheap probe between reconnect attempts: a server that
+refused or did not answer and accepts again ends the back-off wait at once.
 
 The grabber thread, latest-frame hand-off, reconnect backoff and frozen-stream detection come from
 :class:`~appliance.sources.grabber.GrabbedSource`. The URL may contain credentials: only its
