@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.disk_fixtures import small_tmpfs  # noqa: F401
 from tests.mqtt_fixtures import mosquitto, subscriber  # noqa: F401
 from tests.source_fixtures import *  # noqa: F403
 

@@ -51,6 +51,11 @@ def test_monitoring_system_environment(tmp_path: Path):
     config = load_config(None, environ)
     assert config.mqtt.username == "mlops_user"
     assert config.mqtt.password is not None and config.mqtt.password.get_secret_value() == "pw-123"
+    assert not config.telemetry.enabled
+    environ["ROUGHNESS_THRESHOLD"] = "75"
+    telemetry = load_config(None, environ).telemetry
+    assert telemetry.enabled and telemetry.signals["roughness"].max == 75  # their quality threshold
+    assert telemetry.sensor_topic == "printing/{printer_id}/sensor" and "nozzle_temp" in telemetry.signals
 
 
 def test_bridge_environment(tmp_path: Path):
@@ -103,3 +108,63 @@ def test_an_empty_rtsp_url_credential_is_a_placeholder(tmp_path: Path):
     path.write_text('[[cameras]]\nname = "p"\n[cameras.source]\ntype = "rtsp"\nurl = "rtsp://h/s"\n')
     config = load_config(path, {"CREDENTIALS_DIRECTORY": str(creds)})
     assert str(config.cameras[0].source.url) == "rtsp://h/s"
+
+
+def test_bridge_telegram_and_history_environment(tmp_path: Path):
+    """printer-realtime-bridge's Telegram, job message, frame and timelapse variables, as documented."""
+    environ = {
+        "RTSP_URL": "rtsp://10.0.0.5/s",
+        "TELEGRAM_BOT_TOKEN": "123456:ABCDEF-bridge",
+        "TELEGRAM_CHAT_ID": "-1001234567890",
+        "TELEGRAM_THREAD_ID": "42",
+        "PROGRESS_STEP": "10",
+        "PHOTO_INTERVAL_SECONDS": "1800",
+        "IMAGES_DIR": "/data/images",
+        "IMAGE_RETENTION_DAYS": "14",
+        "TIMELAPSE_MAX_BYTES": "20971520",
+        "TIMELAPSE_TARGET_DURATION_SECONDS": "30",
+        "TIMELAPSE_MAX_WIDTH": "960",
+        "TIMELAPSE_FPS_CAP": "24",
+        "LAYERWATCH_CONFIG": str(tmp_path / "absent.toml"),
+    }
+    config = load_config(None, environ)
+    telegram = config.notify.telegram
+    assert telegram.enabled and telegram.bot_token is not None
+    assert telegram.bot_token.get_secret_value() == "123456:ABCDEF-bridge"
+    assert telegram.chat_id == "-1001234567890" and telegram.message_thread_id == 42
+    history = config.history
+    assert history.enabled  # the bridge's variables switch the history on, as the bridge always was
+    assert history.notify.progress_step == 10 and history.notify.photo_interval_s == 1800
+    assert history.images_path(config.service.state_dir) == Path("/data/images")
+    assert history.image_retention_days == 14
+    timelapse = history.timelapse
+    assert (timelapse.max_bytes, timelapse.target_duration_s, timelapse.max_width, timelapse.fps_cap) == (
+        20971520, 30, 960, 24,
+    )  # fmt: skip
+
+
+def test_bridge_defaults_match_its_documentation(tmp_path: Path):
+    absent = str(tmp_path / "absent.toml")
+    environ = {"RTSP_URL": "rtsp://h/s", "TELEGRAM_BOT_TOKEN": "1:a", "TELEGRAM_CHAT_ID": "-1"}
+    config = load_config(None, {**environ, "LAYERWATCH_CONFIG": absent})
+    history = config.history
+    assert history.enabled and history.notify.progress_step == 5 and history.notify.photo_interval_s == 3600
+    assert history.image_retention_days == 7
+    timelapse = history.timelapse
+    assert (timelapse.max_bytes, timelapse.target_duration_s, timelapse.max_width, timelapse.fps_cap) == (
+        52428800, 45, 1280, 30,
+    )  # fmt: skip
+    # the relative IMAGES_DIR default of the bridge ("images") lands under the state folder
+    assert load_config(None, {"RTSP_URL": "rtsp://h/s", "IMAGES_DIR": "images",
+                              "LAYERWATCH_CONFIG": str(tmp_path / "absent.toml")}).history.images_path(
+        Path("/var/lib/layerwatch")) == Path("/var/lib/layerwatch/images")  # fmt: skip
+
+
+def test_history_off_in_the_file_stays_off_and_bad_values_name_the_variable(tmp_path: Path):
+    path = tmp_path / "layerwatch.toml"
+    path.write_text('[[cameras]]\nname = "p"\n[cameras.source]\ntype = "rtsp"\nurl = "rtsp://h/s"\n'
+                    "[history]\nenabled = false\n")  # fmt: skip
+    assert not load_config(path, {"PROGRESS_STEP": "10"}).history.enabled
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {"PROGRESS_STEP": "zero"})
+    assert "history.notify.progress_step" in str(caught.value) and "env PROGRESS_STEP" in str(caught.value)

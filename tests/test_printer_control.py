@@ -128,7 +128,8 @@ def test_watches_only_while_printing_and_publishes_progress(http_peer: HttpPeer)
     control.stop()
     assert [c.kind for c in queue.drain()] == [CommandKind.RESUME]
     last = [p for k, p in events if k == "printer_state"][-1]
-    assert last == {"camera": "printer", "state": "printing", "progress": 42.5, "file": "benchy.gcode"}
+    assert last == {"camera": "printer", "state": "printing", "progress": 42.5, "file": "benchy.gcode",
+                    "active": True}  # fmt: skip
 
 
 @pytest.mark.parametrize(("progress", "completed"), [(1.0, True), (0.4, False)])

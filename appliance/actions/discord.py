@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 COLOUR_ALERT = 0xE53935  # red
 COLOUR_TEST = 0x1E88E5  # blue
 FILENAME = "evidence.jpg"
+VIDEO_LIMIT = 25 * 1024 * 1024  # a webhook's upload limit: a larger timelapse is announced without the file
 
 
 def discord_message(notification: Notification, username: str | None = None) -> dict[str, Any]:
@@ -82,8 +83,15 @@ class DiscordNotifier:
 
     def deliver(self, notification: Notification) -> None:
         """One POST; raises DeliveryError (retry) or DeliveryRejectedError (give up)."""
-        data = {"payload_json": json.dumps(discord_message(notification, self.config.username))}
-        files = {"files[0]": (FILENAME, notification.image, "image/jpeg")} if notification.image else None
+        message = discord_message(notification, self.config.username)
+        files: dict[str, Any] | None = None
+        video = notification.fields.get("video")
+        if isinstance(video, str) and Path(video).is_file() and Path(video).stat().st_size <= VIDEO_LIMIT:
+            message["attachments"] = [{"id": 0, "filename": "timelapse.mp4", "description": "timelapse"}]
+            files = {"files[0]": ("timelapse.mp4", Path(video).read_bytes(), "video/mp4")}
+        elif notification.image:
+            files = {"files[0]": (FILENAME, notification.image, "image/jpeg")}
+        data = {"payload_json": json.dumps(message)}
         post(
             self._session, self._url, self.name, self.config.timeout_s,
             params={"wait": "true"}, data=data, files=files,

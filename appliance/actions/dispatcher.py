@@ -52,7 +52,7 @@ class Notification:
     """One message for the channels. ``key`` is unique per alert and reminder (``<id>-<repeat>``)."""
 
     key: str
-    kind: str  # "alert" or "test"
+    kind: str  # "alert", "test" or "job" (job messages of appliance.history: never rate limited)
     camera: str | None
     title: str
     description: str
@@ -74,6 +74,14 @@ class Notification:
 def alert_notification(camera: str, alert: Alert, result: FrameResult, evidence_jpeg: bytes) -> Notification:
     """The notification for a confirmed failure (or a reminder of one)."""
     reminder = f" (reminder {alert.repeat})" if alert.repeat else ""
+    if alert.cause is not None:  # a printer telemetry anomaly: its words, not the camera's votes
+        return Notification(
+            key=f"{alert.id}-{alert.repeat}", kind="alert", camera=camera,
+            title=f"{camera}: printer anomaly{reminder}", description=alert.cause,
+            fields={"id": alert.id, "repeat": alert.repeat, "score": round(alert.score, 4),
+                    "state": result.state.value, "cause": alert.cause},
+            image=evidence_jpeg,
+        )  # fmt: skip
     description = (
         f"Print failure confirmed by {alert.burst_agree} of {alert.burst_frames} verification frames "
         f"and {alert.votes} of the last {alert.window} frames."
@@ -142,6 +150,8 @@ class ChannelPolicy:
 
     def allows(self, notification: Notification, now: float) -> str | None:
         """None if the notification may go out (and counts it), else the reason it may not."""
+        if notification.kind == "job":
+            return None  # job messages (progress, photos) are paced by their own settings, never counted
         if notification.kind == "alert" and notification.fields.get("repeat") and not self.send_repeats:
             return "reminders are off"
         sent = self._sent if notification.kind == "alert" else self._tests
@@ -165,6 +175,13 @@ class AlertDispatcher:
         self.commands = commands
         self._acknowledged: set[str] = set()  # alert ids a person has acknowledged
         self._last_alert: dict[str, str] = {}  # camera -> alert id
+        hub_for(commands).listen(self.on_hub_event)
+
+    def on_hub_event(self, kind: str, payload: dict[str, Any]) -> None:
+        """``notification`` events (job messages of :mod:`appliance.history`) go out on every channel."""
+        notification = payload.get("notification") if kind == "notification" else None
+        if isinstance(notification, Notification):
+            self.send(notification)
 
     def start(self) -> None:
         for notifier, _ in self.channels:
@@ -245,8 +262,12 @@ _hubs_lock = threading.Lock()
 
 def event_hub(context: ServiceContext) -> EventHub:
     """The one hub of a running service (keyed by its command queue)."""
+    return hub_for(context.commands)
+
+
+def hub_for(commands: CommandQueue) -> EventHub:
     with _hubs_lock:
-        hub = _hubs.get(context.commands)
+        hub = _hubs.get(commands)
         if hub is None:
-            hub = _hubs[context.commands] = EventHub()
+            hub = _hubs[commands] = EventHub()
         return hub

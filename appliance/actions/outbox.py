@@ -54,6 +54,12 @@ def _check_types(notification: Notification) -> None:
         raise TypeError(f"fields must be an object, not {n.fields!r}")
 
 
+def _order(stem: str) -> tuple[bool, str]:
+    """Delivery order: alerts and test alarms oldest first, then job messages of appliance.history
+    (``<ns>-job-<id>``), so a queue of progress messages or a large timelapse never delays an alert."""
+    return ("-job-" in stem, stem)
+
+
 class Outbox:
     """Notifications waiting for one channel, oldest first.
 
@@ -145,17 +151,18 @@ class Outbox:
         return 0
 
     def pending(self) -> list[Path]:
-        """The entries on disk, oldest first."""
+        """The entries on disk, oldest first, except that job messages wait behind every alert."""
         try:
-            return sorted(p for p in self.folder.glob("*.json") if not p.name.startswith("."))
+            found = [p for p in self.folder.glob("*.json") if not p.name.startswith(".")]
         except OSError:
             return []
+        return sorted(found, key=lambda p: _order(p.stem))
 
     def entries(self) -> list[Entry]:
         """Every waiting entry, oldest first: a path on disk or the stem of one held in memory."""
         with self._lock:
             held: list[Entry] = list(self._memory)
-        return sorted([*self.pending(), *held], key=lambda e: e.stem if isinstance(e, Path) else e)
+        return sorted([*self.pending(), *held], key=lambda e: _order(e.stem if isinstance(e, Path) else e))
 
     def load(self, entry: Entry) -> Notification | None:
         """The notification of ``entry``; None (and the file set aside) if it cannot be read."""

@@ -47,9 +47,11 @@ def create_sinks(config: LayerwatchConfig, context: ServiceContext) -> list[Acti
     if config.printer is None:
         return []
     client = build_printer(config.printer)
-    return [
-        PrinterControl(config.printer, config.alarm.countdown_s, client, context.commands, event_hub(context))
-    ]
+    control = PrinterControl(
+        config.printer, config.alarm.countdown_s, client, context.commands, event_hub(context)
+    )
+    control.read_temperatures = config.telemetry.enabled and config.telemetry.from_printer
+    return [control]
 
 
 class PrinterControl:
@@ -76,6 +78,7 @@ class PrinterControl:
         self._last_active: bool | None = None
         self._job: tuple[bool, float | None] | None = None  # (active, progress) at the last poll
         self.actions_done: list[str] = []  # for tests and the log: "pause", "cancel"
+        self.read_temperatures = False  # set by create_sinks when telemetry.from_printer asks for them
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -207,11 +210,27 @@ class PrinterControl:
                 if failing:
                     logger.info("printer: reachable again (%s)", status.state)
                 failing = False
-                state = {"state": status.state, "progress": status.progress, "file": status.file}
+                state = {"state": status.state, "progress": status.progress, "file": status.file,
+                         "active": status.active}  # fmt: skip
                 self.hub.emit("printer_state", {"camera": self.config.camera, **state})
+                self._read_temperatures()
                 self._job_end(status.active, status.progress)
                 self._follow(status.active)
             self._stop.wait(self.config.poll_interval_s)
+
+    def _read_temperatures(self) -> None:
+        """With ``telemetry.from_printer``: the heaters' figures as a ``printer_temperatures`` event
+        (read by :mod:`appliance.telemetry`); a server that cannot tell changes nothing."""
+        read = getattr(self.client, "temperatures", None)
+        if not self.read_temperatures or read is None:
+            return
+        try:
+            figures = read()
+        except PrinterError as exc:
+            logger.debug("printer: no temperatures: %s", exc)
+            return
+        if figures:
+            self.hub.emit("printer_temperatures", {"camera": self.config.camera, **figures})
 
     def _job_end(self, active: bool, progress: float | None) -> None:
         """A job that was active and is not any more ended: completed when its last progress was at least

@@ -3,8 +3,10 @@ optionally one forum topic (``message_thread_id``), as printer-realtime-bridge d
 
 ``POST <api_url>/bot<token>/sendPhoto`` as multipart: ``chat_id``, ``caption`` (at most 1024
 characters), ``message_thread_id`` if set, and the ``photo`` file; without an image
-``sendMessage`` with ``text``. Telegram answers 429 with ``parameters.retry_after`` (seconds),
-which the outbox honours. The token is part of the URL and is never logged.
+``sendMessage`` with ``text``; a job's timelapse (``fields.video``, see :mod:`appliance.history`)
+goes with ``sendVideo`` (``video`` file, at most 50 MB as the Bot API takes). Telegram answers 429
+with ``parameters.retry_after`` (seconds), which the outbox honours. The token is part of the URL
+and is never logged.
 """
 
 from __future__ import annotations
@@ -42,6 +44,14 @@ def telegram_caption(notification: Notification) -> str:
     return text if len(text) <= CAPTION_LIMIT else text[: CAPTION_LIMIT - 1] + "…"
 
 
+def _video(notification: Notification) -> Path | None:
+    """The MP4 a timelapse message names, if it is still on disk (else the message goes as text)."""
+    path = notification.fields.get("video")
+    if isinstance(path, str) and Path(path).is_file():
+        return Path(path)
+    return None
+
+
 class TelegramNotifier:
     """A :class:`~appliance.actions.dispatcher.Notifier` sending to one chat (and topic)."""
 
@@ -65,7 +75,14 @@ class TelegramNotifier:
         if self.config.message_thread_id is not None:
             data["message_thread_id"] = str(self.config.message_thread_id)
         caption = telegram_caption(notification)
-        if notification.image is not None:
+        video = _video(notification)
+        if video is not None:  # a job's timelapse (appliance.history): sendVideo
+            data["caption"] = caption
+            data["supports_streaming"] = "true"
+            files = {"video": (video.name, video.read_bytes(), "video/mp4")}
+            response = post(self._session, f"{self._base}/sendVideo", self.name, self.config.timeout_s,
+                            data=data, files=files)  # fmt: skip
+        elif notification.image is not None:
             data["caption"] = caption
             files = {"photo": ("evidence.jpg", notification.image, "image/jpeg")}
             response = post(self._session, f"{self._base}/sendPhoto", self.name, self.config.timeout_s,

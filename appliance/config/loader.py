@@ -6,7 +6,8 @@ Precedence, lowest first:
 2. files in ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``), one secret per file,
 3. the environment variables of the earlier systems: the RTSP+Bedrock detector's (``RTSP_URL``,
    ``MQTT_BROKER_URL``, ``INFERENCE_PROFILE_ARN``, ...), the monitoring system's
-   (``MQTT_USERNAME``, ``MQTT_PASSWORD``) and the bridge's (``OPENROUTER_API_KEY``, ``AI_MODEL``, ...).
+   (``MQTT_USERNAME``, ``MQTT_PASSWORD``, ``ROUGHNESS_THRESHOLD``) and the bridge's (``OPENROUTER_API_KEY``,
+   ``AI_MODEL``, ``TELEGRAM_BOT_TOKEN``, ``PROGRESS_STEP``, ``IMAGES_DIR``, ``TIMELAPSE_*``, ...).
 
 A variable that only makes sense with a judge also picks that judge when the file leaves
 ``cloud.type`` unset (or ``"off"``): ``INFERENCE_PROFILE_ARN`` turns Bedrock on,
@@ -103,7 +104,28 @@ ENV_OVERRIDES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "AI_CONFIDENCE_THRESHOLD": ("cloud.min_confidence", lambda n, v: v),
     "MQTT_TOPIC": ("mqtt.status_topic", lambda n, v: v),
     "LAYERWATCH_STATE_DIR": ("service.state_dir", lambda n, v: v),
+    # printer-realtime-bridge (Telegram, job notifications, frames, timelapse)
+    "TELEGRAM_BOT_TOKEN": ("notify.telegram.bot_token", lambda n, v: v),
+    "TELEGRAM_CHAT_ID": ("notify.telegram.chat_id", lambda n, v: v),
+    "TELEGRAM_THREAD_ID": ("notify.telegram.message_thread_id", lambda n, v: v),
+    "PROGRESS_STEP": ("history.notify.progress_step", lambda n, v: v),
+    "PHOTO_INTERVAL_SECONDS": ("history.notify.photo_interval_s", lambda n, v: v),
+    "IMAGES_DIR": ("history.images_dir", lambda n, v: v),
+    "IMAGE_RETENTION_DAYS": ("history.image_retention_days", lambda n, v: v),
+    "TIMELAPSE_MAX_BYTES": ("history.timelapse.max_bytes", lambda n, v: v),
+    "TIMELAPSE_TARGET_DURATION_SECONDS": ("history.timelapse.target_duration_s", lambda n, v: v),
+    "TIMELAPSE_MAX_WIDTH": ("history.timelapse.max_width", lambda n, v: v),
+    "TIMELAPSE_FPS_CAP": ("history.timelapse.fps_cap", lambda n, v: v),
+    # the MQTT quality-monitoring system's quality threshold: the roughness signal's upper limit
+    "ROUGHNESS_THRESHOLD": ("telemetry.signals.roughness.max", lambda n, v: v),
 }
+
+# the bridge's variables: any of them switches [history] on when the file does not set history.enabled
+# (the bridge sent job messages and kept frames whenever it ran)
+HISTORY_SWITCHES = (
+    "TELEGRAM_BOT_TOKEN", "PROGRESS_STEP", "PHOTO_INTERVAL_SECONDS", "IMAGES_DIR", "IMAGE_RETENTION_DAYS",
+    "TIMELAPSE_MAX_BYTES", "TIMELAPSE_TARGET_DURATION_SECONDS", "TIMELAPSE_MAX_WIDTH", "TIMELAPSE_FPS_CAP",
+)  # fmt: skip
 
 # credential file name -> config path (secrets never need to sit in the TOML file)
 CREDENTIAL_FILES: dict[str, str] = {
@@ -145,6 +167,7 @@ def apply_overrides(
         _set(tree, path, convert(name, raw))
         origins[path] = f"env {name}"
     _pick_judge(tree, environ, origins)
+    _switch_history(tree, environ, origins)
     _always_mode_interval(tree)
     return tree
 
@@ -177,6 +200,20 @@ def _pick_judge(tree: dict[str, Any], environ: Mapping[str, str], origins: dict[
             _set(tree, "cloud.type", judge)
             origins["cloud.type"] = f"env {name}"
             return
+
+
+def _switch_history(tree: dict[str, Any], environ: Mapping[str, str], origins: dict[str, str]) -> None:
+    """``history.enabled`` (by the bridge's variables) and ``telemetry.enabled`` (by ROUGHNESS_THRESHOLD)
+    switched on when the file does not set them."""
+    for table, switches in (("history", HISTORY_SWITCHES), ("telemetry", ("ROUGHNESS_THRESHOLD",))):
+        section = tree.get(table)
+        if isinstance(section, dict) and "enabled" in section and f"{table}.enabled" not in origins:
+            continue
+        for name in switches:
+            if environ.get(name):
+                _set(tree, f"{table}.enabled", True)
+                origins[f"{table}.enabled"] = f"env {name}"
+                break
 
 
 def _key_path(loc: tuple[Any, ...], tree: Any) -> str:

@@ -16,8 +16,10 @@ from pydantic import Field, field_validator, model_validator
 from appliance.config.base import StrictModel
 from appliance.config.cloud import CloudConfig
 from appliance.config.hardware import HardwareConfig
+from appliance.config.history import HistoryConfig
 from appliance.config.integrations import MqttConfig, NotifyConfig, PrinterConfig
 from appliance.config.sources import SourceConfig
+from appliance.config.telemetry import TelemetryConfig
 
 DEFAULT_CONFIG_PATH = Path("/etc/layerwatch/layerwatch.toml")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -151,6 +153,8 @@ class LayerwatchConfig(StrictModel):
     printer: PrinterConfig | None = Field(
         None, description="The linked printer (OctoPrint or Moonraker), paused or cancelled on a failure."
     )
+    history: HistoryConfig = Field(default_factory=HistoryConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> LayerwatchConfig:

@@ -51,6 +51,9 @@ class Alert:
     burst_agree: int
     burst_frames: int
     repeat: int = 0
+    #: set for an alert that is not a camera's failure vote: what was seen, in words (a printer
+    #: telemetry anomaly of appliance.telemetry), e.g. "nozzle_temp running away: 241.0, target 210"
+    cause: str | None = None
 
 
 @dataclass

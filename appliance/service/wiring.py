@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from appliance.config.model import LayerwatchConfig
 from appliance.service.commands import CommandQueue
@@ -25,6 +26,8 @@ SINK_MODULES = (
     "appliance.actions.notifiers",  # Discord, Telegram
     "appliance.actions.printer_control",  # OctoPrint, Moonraker
     "appliance.hardware.board_sink",  # status LED, buzzer, relay, button
+    "appliance.history.sink",  # job records, frames, timelapses, job messages
+    "appliance.telemetry.sink",  # printer sensor anomalies (after mqtt.sink: uses its connection)
 )
 
 
@@ -38,13 +41,17 @@ class ServiceContext:
     state_dir: Path
     #: numbers for telemetry, written by whoever owns them (e.g. "cpu_temperature_c", "throttled")
     telemetry: dict[str, float] = field(default_factory=dict)
+    #: the sinks built so far (build_sinks fills it): sinks that raise alerts of their own use it
+    sinks: list[ActionSink] = field(default_factory=list)
+    #: the MQTT connection (an appliance.actions.mqtt.client.MqttPublisher) once mqtt.sink made one
+    mqtt: Any = None
     #: writes under state_dir failing now (a full disk): reported by outboxes and evidence, shown on
     #: the MQTT state, the status light and systemd's STATUS=
     storage: StorageHealth = field(default_factory=StorageHealth)
 
 
 def build_sinks(config: LayerwatchConfig, context: ServiceContext) -> list[ActionSink]:
-    sinks: list[ActionSink] = []
+    sinks: list[ActionSink] = context.sinks
     for name in SINK_MODULES:
         module = importlib.import_module(name)
         created = module.create_sinks(config, context)

@@ -103,10 +103,13 @@ def _camera_components(config: MqttConfig, base: str, camera: str) -> dict[str, 
     }
 
 
-def discovery_payload(config: MqttConfig, cameras: list[str]) -> dict[str, Any]:
+def discovery_payload(
+    config: MqttConfig, cameras: list[str], extra: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """``extra``: more components (job and telemetry sensors, :mod:`appliance.history.discovery`)."""
     base = f"{config.prefix}/{config.device_id}"
     uid = config.device_id
-    components: dict[str, dict[str, Any]] = {}
+    components: dict[str, dict[str, Any]] = dict(extra or {})
     for camera in cameras:
         components.update(_camera_components(config, base, camera))
     components[f"{uid}_test_alarm"] = {
@@ -145,6 +148,9 @@ def discovery_payload(config: MqttConfig, cameras: list[str]) -> dict[str, Any]:
     }
 
 
-def discovery_message(config: MqttConfig, cameras: list[str]) -> tuple[str, str]:
+def discovery_message(
+    config: MqttConfig, cameras: list[str], extra: dict[str, dict[str, Any]] | None = None
+) -> tuple[str, str]:
     """(topic, JSON payload) of the retained discovery message."""
-    return discovery_topic(config), json.dumps(discovery_payload(config, cameras), separators=(",", ":"))
+    payload = discovery_payload(config, cameras, extra)
+    return discovery_topic(config), json.dumps(payload, separators=(",", ":"))

@@ -66,7 +66,7 @@ class MqttNotifier:
             camera = notification.camera
             topic = self.publisher.camera_topic(camera, "event") if camera else self.device_event_topic
             infos = []
-            if notification.image is not None and camera:
+            if notification.image is not None and camera and notification.kind != "job":
                 snapshot = self.publisher.camera_topic(camera, "snapshot")
                 infos.append(self.publisher.publish(snapshot, notification.image, qos=1, retain=True))
             body = json.dumps(self.event_payload(notification), separators=(",", ":"))

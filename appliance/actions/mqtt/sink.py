@@ -11,7 +11,10 @@ With ``P = <prefix>/<device_id>``:
   ``printer_state``, ``job_progress`` (percent) and ``job_file``;
 * ``P/<camera>/event`` and the retained ``P/<camera>/snapshot`` JPEG: alerts, through the outbox
   (:mod:`.notifier`);
-* ``P/event``: device events (rejected commands, printer countdown and action outcomes);
+* ``P/event``: device events (rejected commands, printer countdown and action outcomes, job messages,
+  history saving stopped/resumed, telemetry anomalies);
+* ``P/job`` and ``P/printer/telemetry``: retained job state and printer figures
+  (:mod:`appliance.history`, :mod:`appliance.telemetry`);
 * ``P/telemetry``: every ``mqtt.telemetry_interval_s`` seconds: CPU temperature (C), fan duty
   (0..1), frames analysed, cloud calls and spend (USD), uptime (s);
 * ``P/[<camera>/]<command>/set``: commands (:mod:`.commands`);
@@ -35,6 +38,7 @@ from appliance.actions.mqtt.client import MqttPublisher
 from appliance.actions.mqtt.discovery import discovery_message
 from appliance.actions.mqtt.notifier import MqttNotifier
 from appliance.decision import Alert, CameraState, Transition
+from appliance.history.discovery import history_components
 from appliance.service.commands import Command
 from appliance.service.pipeline import ActionSink, FrameResult
 
@@ -45,6 +49,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STATE_MIN_INTERVAL_S = 1.0
+#: device events kept as retained state topics under P (appliance.history, appliance.telemetry)
+RETAINED_DEVICE_TOPICS = {"job_state": "job", "printer_telemetry": "printer/telemetry"}
 CPU_TEMPERATURE_FILE = Path("/sys/class/thermal/thermal_zone0/temp")  # millidegrees Celsius
 
 
@@ -75,6 +81,8 @@ class MqttSink:
         self.config = config.mqtt
         self.context = context
         self.publisher = publisher or MqttPublisher(config.mqtt)
+        context.mqtt = self.publisher
+        self._extra_components = history_components(config)
         self.state_of = context.state_of
         self.cameras = context.cameras
         outbox = context.state_dir / "outbox" / "mqtt"
@@ -106,7 +114,7 @@ class MqttSink:
         self.publisher.stop()
 
     def _publish_discovery(self) -> None:
-        topic, payload = discovery_message(self.config, self.cameras)
+        topic, payload = discovery_message(self.config, self.cameras, self._extra_components)
         self.publisher.publish(topic, payload, qos=1, retain=True)
         logger.info("Home Assistant discovery published on %s", topic)
 
@@ -192,6 +200,12 @@ class MqttSink:
             for camera in self.cameras:
                 if self._printer_camera in (None, camera):
                     self.publish_state(camera)
+            return
+        if kind == "notification":
+            return  # job messages: this sink's dispatcher sends them as events (through its outbox)
+        if kind in RETAINED_DEVICE_TOPICS:
+            topic = f"{self.publisher.base}/{RETAINED_DEVICE_TOPICS[kind]}"
+            self.publisher.publish_json(topic, {**payload, "time": iso_now()}, qos=1, retain=True)
             return
         event = {"type": kind, **payload, "time": iso_now()}
         self.publisher.publish_json(f"{self.publisher.base}/event", event, qos=1)
