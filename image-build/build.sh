@@ -24,7 +24,6 @@ MIRROR=${LAYERWATCH_MIRROR:-http://deb.debian.org/debian}
 SECURITY=${LAYERWATCH_SECURITY_MIRROR:-${MIRROR%/debian}/debian-security}
 XZ_LEVEL=${LAYERWATCH_XZ_LEVEL:-6}
 PYTHON=${PYTHON:-python3}
-BOOT_MB=256
 
 usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
@@ -89,26 +88,10 @@ mmdebstrap --mode=root --variant=minbase --architectures="$ARCH" --include="$pac
 cp "$WORK/manifest-debian.txt" "$OUT/layerwatch-$ARCH.debian.txt"
 cp "$WORK/manifest-python.txt" "$OUT/layerwatch-$ARCH.python.txt"
 
-# --- the image: MBR, FAT32 boot + ext4 root; made as files and dd'ed into place (no loop device) ---
+# --- the image: MBR, FAT32 boot + ext4 root (make-image.sh: no loop device, no mount) -------------
 say "image"
 root_used_mb=$(du -sm "$ROOTFS" | cut -f1)
-ROOT_MB=$((root_used_mb * 13 / 10 + 200))  # room for ext4 metadata and the first days' logs
-rm -f "$IMAGE" "$IMAGE.xz"
-truncate -s $((1 + BOOT_MB + ROOT_MB))M "$IMAGE"
-# partition type c (FAT32 LBA) for the Pi firmware; UEFI firmware boots from it too
-sfdisk --quiet "$IMAGE" <<PARTITIONS
-label: dos
-unit: sectors
-start=2048, size=$((BOOT_MB * 2048)), type=c, bootable
-start=$(((1 + BOOT_MB) * 2048)), type=83
-PARTITIONS
-mkfs.vfat -C -F 32 -n LWBOOT "$WORK/boot.vfat" $((BOOT_MB * 1024)) >/dev/null
-mcopy -s -i "$WORK/boot.vfat" "$WORK"/bootfs/* ::/
-mcopy -i "$WORK/boot.vfat" "$ROOTFS/usr/share/layerwatch/layerwatch.example.toml" ::/layerwatch.toml.example
-mkfs.ext4 -q -F -L lwroot -d "$ROOTFS" "$WORK/root.ext4" "${ROOT_MB}M"
-dd if="$WORK/boot.vfat" of="$IMAGE" bs=1M seek=1 conv=notrunc,sparse status=none
-dd if="$WORK/root.ext4" of="$IMAGE" bs=1M seek=$((1 + BOOT_MB)) conv=notrunc,sparse status=none
-rm -f "$WORK/boot.vfat" "$WORK/root.ext4"
+"$HERE/make-image.sh" "$ROOTFS" "$WORK/bootfs" "$IMAGE"
 
 say "xz -$XZ_LEVEL"
 xz --threads=0 -"$XZ_LEVEL" --keep --force "$IMAGE"
