@@ -177,3 +177,10 @@ def test_boot_without_a_config_is_unconfigured_and_safe(amd64_image: Path, tmp_p
     assert result["layerwatch_state"] == "unconfigured", result
     assert result["failed_units"] == []
     assert "unconfigured: no layerwatch.toml" in out
+
+
+def test_ci_installs_the_image_tools():
+    script = (REPO / ".ci/run").read_text()
+    tools = ("mmdebstrap", "qemu-system-x86", "mtools", "dosfstools", "fdisk", "e2fsprogs", "xz-utils")
+    for package in tools:
+        assert f" {package}" in script, package
