@@ -184,3 +184,23 @@ def test_ci_installs_the_image_tools():
     tools = ("mmdebstrap", "qemu-system-x86", "mtools", "dosfstools", "fdisk", "e2fsprogs", "xz-utils")
     for package in tools:
         assert f" {package}" in script, package
+
+
+def test_install_script_builds_the_venv_inside_an_image_root_from_wheels(tmp_path: Path):
+    script = REPO / "scripts" / "install.sh"
+    alone = subprocess.run([script, "--wheels", tmp_path], capture_output=True, text=True, timeout=30)
+    assert alone.returncode == 2 and "--wheels needs --root" in alone.stderr
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    (root / "etc/group").write_text("root:x:0:\n")
+    proc = subprocess.run(
+        [script, "--dry-run", "--root", root, "--wheels", tmp_path / "wheels",
+         "--constraints", IMAGE_BUILD / "constraints.txt"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert f"useradd --root {root} --system" in out
+    assert f"chroot {root} python3 -m venv /opt/layerwatch/venv" in out
+    assert "--no-index" in out and "-c /tmp/layerwatch-wheels/constraints.txt" in out
