@@ -60,7 +60,7 @@ t0=$(date +%s.%N)
 pid=$!
 seen=""
 while kill -0 "$pid" 2>/dev/null; do
-  if [ -z "$seen" ] && grep -q '^LAYERWATCH-REPORT ' "$LOG"; then
+  if [ -z "$seen" ] && grep -aq 'LAYERWATCH-REPORT {' "$LOG"; then
     seen=$(date +%s.%N)
   fi
   if (($(date +%s) - ${t0%.*} > TIMEOUT)); then
@@ -72,14 +72,15 @@ while kill -0 "$pid" 2>/dev/null; do
 done
 wait "$pid" || true
 [ -n "$seen" ] || seen=$(date +%s.%N)
-grep -a '' "$LOG" | sed -n '/^LAYERWATCH-JOURNAL-BEGIN/,/^LAYERWATCH-JOURNAL-END/p' | tr -d '\r'
+sed -n '/LAYERWATCH-JOURNAL-BEGIN/,/LAYERWATCH-JOURNAL-END/p' "$LOG" | tr -d '\r'
 
 python3 - "$LOG" "$t0" "$seen" <<'PY'
 import json, sys
 
 log, t0, seen = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 lines = open(log, errors="replace").read().replace("\r", "").splitlines()
-reports = [line.split(" ", 1)[1] for line in lines if line.startswith("LAYERWATCH-REPORT ")]
+# the report can share its line with the serial getty's login prompt
+reports = [line.split("LAYERWATCH-REPORT ", 1)[1] for line in lines if "LAYERWATCH-REPORT {" in line]
 if not reports:
     print(json.dumps({"ready_s": None, "default_target_s": None, "failed_units": None,
                       "layerwatch_state": None, "error": "no report on the console",

@@ -89,7 +89,7 @@ def main() -> None:
         "hostname": open("/etc/hostname").read().strip(),
         "root_fs_mb": root.f_blocks * root.f_frsize // 2**20,
     }
-    print("LAYERWATCH-REPORT " + json.dumps(report), flush=True)
+    print("\nLAYERWATCH-REPORT " + json.dumps(report), flush=True)
     journal = subprocess.run(["journalctl", "-b", "--no-pager", "-o", "short-monotonic",
                               "-u", UNIT, "-u", "layerwatch-bootconfig.service"],
                              capture_output=True, text=True, check=False).stdout  # fmt: skip
