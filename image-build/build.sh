@@ -69,7 +69,11 @@ for tag in manylinux_2_36 manylinux_2_35 manylinux_2_34 manylinux_2_31 manylinux
   manylinux_2_24 manylinux_2_17 manylinux2014; do
   platforms+=(--platform "${tag}_$MACHINE")
 done
-"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$WORK/wheels" "$SRC"
+# the project's wheel from a copy, so the checkout gets no build/ folder (and two builds do not race)
+mkdir -p "$WORK/src"
+cp -r "$SRC/pyproject.toml" "$SRC/README.md" "$SRC/appliance" "$WORK/src/"
+"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$WORK/wheels" "$WORK/src"
+rm -rf "$WORK/src"
 wheel=$(find "$WORK/wheels" -name 'layerwatch-*.whl' | head -n 1)
 "$PYTHON" -m pip download --quiet --dest "$WORK/wheels" "${platforms[@]}" --python-version 3.11 \
   --implementation cp --abi cp311 --only-binary=:all: -c "$HERE/constraints.txt" \
