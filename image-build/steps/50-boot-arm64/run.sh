@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Raspberry Pi boot partition: Debian's raspi-firmware (bootcode.bin, start*.elf, fixup*.dat),
-# the Pi device trees of Debian's arm64 kernel, the kernel and initramfs, and config.txt and
+# the Pi device trees of Debian's arm64 kernel (bcm2837-*: Pi 3, Zero 2 W; bcm2711-*: Pi 4, 400, CM4), the kernel and initramfs, and config.txt and
 # cmdline.txt written here. Written to WORK/bootfs (build.sh makes the FAT file system from it).
 set -euo pipefail
 ROOT=$1 WORK=$3
@@ -9,7 +9,7 @@ kernel=$(find "$ROOT/boot" -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -n 1)
 version=${kernel##*/vmlinuz-}
 install -d "$BOOTFS"
 cp -r "$ROOT"/usr/lib/raspi-firmware/. "$BOOTFS/"
-find "$ROOT/usr/lib/linux-image-$version/broadcom" -name 'bcm27*-rpi-*.dtb' -exec install -m 0644 {} "$BOOTFS/" \;
+find "$ROOT/usr/lib/linux-image-$version/broadcom" -name 'bcm2*-rpi-*.dtb' -exec install -m 0644 {} "$BOOTFS/" \;
 if [ -d "$ROOT/usr/lib/linux-image-$version/overlays" ]; then
   cp -r "$ROOT/usr/lib/linux-image-$version/overlays" "$BOOTFS/"
 fi
