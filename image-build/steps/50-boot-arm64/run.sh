@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Raspberry Pi boot partition: Debian's raspi-firmware (bootcode.bin, start*.elf, fixup*.dat),
-# the Pi device trees of Debian's arm64 kernel (bcm2837-*: Pi 3, Zero 2 W; bcm2711-*: Pi 4, 400, CM4), the kernel and initramfs, and config.txt and
+# the Pi device trees of Debian's arm64 kernel (bcm2837-*: Pi 3, Zero 2 W; bcm2711-*: Pi 4, 400,
+# CM4), the kernel and initramfs, and config.txt and
 # cmdline.txt written here. Written to WORK/bootfs (build.sh makes the FAT file system from it).
 set -euo pipefail
 ROOT=$1 WORK=$3
