@@ -8,6 +8,10 @@
 #   scripts/install.sh --root DIR [...]      install the files into an image root DIR (units, udev
 #                                            rules, config skeleton, models; units enabled with
 #                                            systemctl --root); no apt, no venv, no service start
+#   scripts/install.sh --root DIR --wheels W [--constraints FILE]
+#                                            ... and in DIR (a Debian root, via chroot) the user and
+#                                            the venv from the wheels in W only (pip --no-index);
+#                                            the SD-image build uses this (image-build/)
 #
 # What it installs: the system user "layerwatch" (groups: video, gpio - nothing else), a venv in
 # /opt/layerwatch/venv (on Raspberry Pi OS with --system-site-packages, so apt's python3-picamera2
@@ -23,12 +27,14 @@ ROOT=""
 DRY_RUN=0
 ACTION=install
 KEEP_DATA=0
+WHEELS=""
+CONSTRAINTS=""
 USER_NAME=layerwatch
 GROUPS_NEEDED=(video gpio)
 UNITS=(layerwatch.service layerwatch-fan.service)
 CREDENTIALS=(discord_webhook_url mqtt_username mqtt_password rtsp_url aws_credentials telegram_bot_token printer_api_key)
 
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -37,11 +43,17 @@ while [ $# -gt 0 ]; do
     --dry-run) DRY_RUN=1 ;;
     --root) ROOT=$(realpath -m "${2:?--root needs a directory}"); shift ;;
     --root=*) ROOT=$(realpath -m "${1#--root=}") ;;
+    --wheels) WHEELS=$(realpath -m "${2:?--wheels needs a directory}"); shift ;;
+    --constraints) CONSTRAINTS=$(realpath -m "${2:?--constraints needs a file}"); shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
+if [ -n "$WHEELS" ] && [ -z "$ROOT" ]; then
+  echo "install.sh: --wheels needs --root" >&2
+  exit 2
+fi
 
 PREFIX=$ROOT/opt/layerwatch
 MODELS=$ROOT/usr/share/layerwatch/models
@@ -95,6 +107,7 @@ uninstall() {
 }
 
 install_user() {
+  if [ -n "$WHEELS" ]; then image_user; return 0; fi
   system_wide || return 0
   for group in "${GROUPS_NEEDED[@]}"; do
     getent group "$group" >/dev/null || run groupadd --system "$group"
@@ -107,7 +120,37 @@ install_user() {
   run usermod -G "$(IFS=,; echo "${GROUPS_NEEDED[*]}")" "$USER_NAME"
 }
 
+# --root DIR --wheels W: the user and groups inside the image root (useradd --root)
+image_user() {
+  local group
+  for group in "${GROUPS_NEEDED[@]}" "$USER_NAME"; do
+    grep -q "^$group:" "$ROOT/etc/group" || run groupadd --root "$ROOT" --system "$group"
+  done
+  if ! grep -q "^$USER_NAME:" "$ROOT/etc/passwd"; then
+    run useradd --root "$ROOT" --system --home-dir /var/lib/layerwatch --no-create-home \
+      --shell /usr/sbin/nologin --gid "$USER_NAME" "$USER_NAME"
+  fi
+  run usermod --root "$ROOT" -G "$(IFS=,; echo "${GROUPS_NEEDED[*]}")" "$USER_NAME"
+}
+
+# --root DIR --wheels W: the venv built inside the image root with its own python3, offline
+image_venv() {
+  local stage=/tmp/layerwatch-wheels
+  run rm -rf "$ROOT$stage"
+  run cp -r "$WHEELS" "$ROOT$stage"
+  local pins=()
+  if [ -n "$CONSTRAINTS" ]; then
+    run cp "$CONSTRAINTS" "$ROOT$stage/constraints.txt"
+    pins=(-c "$stage/constraints.txt")
+  fi
+  [ -x "$PREFIX/venv/bin/python" ] || run chroot "$ROOT" python3 -m venv /opt/layerwatch/venv
+  run chroot "$ROOT" /opt/layerwatch/venv/bin/pip install --quiet --no-index --no-cache-dir \
+    --find-links "$stage" "${pins[@]}" "layerwatch[litert,cloud]" lgpio
+  run rm -rf "$ROOT$stage"
+}
+
 install_venv() {
+  if [ -n "$WHEELS" ]; then image_venv; return 0; fi
   if ! system_wide; then
     say "--root: venv not built (build it inside the image, e.g. in a chroot)"
     return 0
@@ -151,6 +194,7 @@ install_files() {
     [ -e "$CONF_DIR/credentials/$credential" ] || run install -m 0600 /dev/null "$CONF_DIR/credentials/$credential"
   done
   if system_wide; then run chgrp -R "$USER_NAME" "$CONF_DIR"; fi
+  if [ -n "$WHEELS" ]; then run chroot "$ROOT" chgrp -R "$USER_NAME" /etc/layerwatch; fi
   local unit
   for unit in "${UNITS[@]}"; do run install -m 0644 "$SRC/systemd/$unit" "$UNIT_DIR/$unit"; done
   run install -m 0644 "$SRC/udev/99-layerwatch.rules" "$UDEV_DIR/99-layerwatch.rules"

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Boot a Layerwatch image under QEMU (TCG, no network) with the image's own kernel and initramfs
+# (read from its FAT boot partition with mtools, nothing mounted) and read the serial console:
+#
+#   image-build/boot-test.sh IMAGE [--arch amd64|arm64] [--log FILE] [--timeout S]
+#
+# The image boots with layerwatch.boot_report on the kernel command line, so
+# layerwatch-boot-report.service prints its report to the console and powers off. The last line of
+# output is one JSON object: ready_s (power-on to layerwatch.service READY, null without READY),
+# default_target_s, failed_units, layerwatch_state (watching, config_error, unconfigured, ...),
+# n_restarts, the boot partition's files and more. Exit 0 only when READY came and no unit failed.
+# The first boot changes IMAGE (settings applied, root grown): boot a copy to keep the original.
+set -euo pipefail
+
+IMAGE=""
+ARCH=""
+LOG=""
+TIMEOUT=${LAYERWATCH_BOOT_TIMEOUT:-300}
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --arch) ARCH=${2:?}; shift ;;
+    --log) LOG=${2:?}; shift ;;
+    --timeout) TIMEOUT=${2:?}; shift ;;
+    -h|--help) usage; exit 0 ;;
+    -*) echo "boot-test.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    *) IMAGE=$1 ;;
+  esac
+  shift
+done
+[ -f "$IMAGE" ] || { echo "boot-test.sh: IMAGE is required (a .img file)" >&2; exit 2; }
+if [ -z "$ARCH" ]; then
+  case "$IMAGE" in *arm64*) ARCH=arm64 ;; *) ARCH=amd64 ;; esac
+fi
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+LOG=${LOG:-$WORK/console.log}
+: >"$LOG"
+
+# the kernel and initramfs from the boot partition (partition 1), read in place with mtools
+start=$(sfdisk --dump "$IMAGE" | awk -F'[=,]' '/^[^ ]*1 *:/ { gsub(/ /, "", $2); print $2 }')
+offset=$((start * 512))
+mcopy -n -i "$IMAGE@@$offset" ::/vmlinuz "$WORK/vmlinuz"
+mcopy -n -i "$IMAGE@@$offset" ::/initrd.img "$WORK/initrd.img"
+
+append="root=LABEL=lwroot rw rootwait panic=-1 layerwatch.boot_report=$((TIMEOUT / 2))"
+case "$ARCH" in
+  amd64)
+    qemu=(qemu-system-x86_64 -M q35 -cpu max -append "$append console=ttyS0,115200") ;;
+  arm64)
+    qemu=(qemu-system-aarch64 -M virt -cpu cortex-a72 -append "$append console=ttyAMA0") ;;
+  *) echo "boot-test.sh: --arch amd64|arm64" >&2; exit 2 ;;
+esac
+qemu+=(-accel tcg -smp 2 -m 1024 -kernel "$WORK/vmlinuz" -initrd "$WORK/initrd.img"
+  -drive "file=$IMAGE,format=raw,if=virtio,cache=unsafe" -serial "file:$LOG" -display none
+  -monitor none -nic none -no-reboot)
+
+t0=$(date +%s.%N)
+"${qemu[@]}" &
+pid=$!
+seen=""
+while kill -0 "$pid" 2>/dev/null; do
+  if [ -z "$seen" ] && grep -aq 'LAYERWATCH-REPORT {' "$LOG"; then
+    seen=$(date +%s.%N)
+  fi
+  if (($(date +%s) - ${t0%.*} > TIMEOUT)); then
+    echo "boot-test.sh: no power-off within $TIMEOUT s" >&2
+    kill "$pid"
+    break
+  fi
+  sleep 0.2
+done
+wait "$pid" || true
+[ -n "$seen" ] || seen=$(date +%s.%N)
+sed -n '/LAYERWATCH-JOURNAL-BEGIN/,/LAYERWATCH-JOURNAL-END/p' "$LOG" | tr -d '\r'
+
+python3 - "$LOG" "$t0" "$seen" <<'PY'
+import json, sys
+
+log, t0, seen = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+lines = open(log, errors="replace").read().replace("\r", "").splitlines()
+# the report can share its line with the serial getty's login prompt
+reports = [line.split("LAYERWATCH-REPORT ", 1)[1] for line in lines if "LAYERWATCH-REPORT {" in line]
+if not reports:
+    print(json.dumps({"ready_s": None, "default_target_s": None, "failed_units": None,
+                      "layerwatch_state": None, "error": "no report on the console",
+                      "console_tail": lines[-30:]}))
+    sys.exit(1)
+report = json.loads(reports[-1])
+# guest CLOCK_MONOTONIC -> seconds since QEMU started (power-on): the offset is when the host saw
+# the report line minus the guest time it was printed at (0.2 s polling)
+offset = (seen - t0) - report["now_s"]
+def since_power_on(mono):
+    return None if mono is None else round(mono + offset, 1)
+result = {
+    "ready_s": since_power_on(report["ready_mono_s"]),
+    "default_target_s": since_power_on(report["default_target_mono_s"]),
+    "failed_units": report["failed_units"],
+    "layerwatch_state": report["layerwatch_state"],
+    "n_restarts": int(report["unit"].get("NRestarts") or 0),
+    "status_text": report["unit"].get("StatusText", ""),
+    "boot_partition": report["boot_partition"],
+    "etc_layerwatch": report["etc_layerwatch"],
+    "hostname": report["hostname"],
+    "root_fs_mb": report["root_fs_mb"],
+    "power_off_s": round(float(__import__("time").time()) - t0, 1),
+}
+print(json.dumps(result))
+sys.exit(0 if result["ready_s"] is not None and not result["failed_units"] else 1)
+PY

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Build the Layerwatch SD-card / disk image (run as root on a Debian 12 host; no loop devices and no
+# mounts are needed):
+#
+#   image-build/build.sh --arch amd64|arm64 --out DIR
+#
+# makes DIR/layerwatch-ARCH.img (MBR: FAT32 boot partition LWBOOT + ext4 root lwroot) and
+# DIR/layerwatch-ARCH.img.xz, plus the lock files DIR/layerwatch-ARCH.debian.txt (package=version)
+# and DIR/layerwatch-ARCH.python.txt (pip freeze of the venv). The last line of output is one JSON
+# object: {"arch", "build_s", "raw_mb", "compressed_mb", ...}.
+#
+# Environment: LAYERWATCH_MIRROR (Debian mirror, default http://deb.debian.org/debian),
+# LAYERWATCH_XZ_LEVEL (xz preset, default 6; the CI test uses 0), PYTHON (the host python with pip
+# that downloads the wheels, default python3). Host packages: mmdebstrap mtools dosfstools fdisk
+# e2fsprogs xz-utils python3-pip, and for arm64 qemu-user-static binfmt-support arch-test.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$HERE/.." && pwd)
+ARCH=""
+OUT=""
+SUITE=bookworm
+MIRROR=${LAYERWATCH_MIRROR:-http://deb.debian.org/debian}
+SECURITY=${LAYERWATCH_SECURITY_MIRROR:-${MIRROR%/debian}/debian-security}
+XZ_LEVEL=${LAYERWATCH_XZ_LEVEL:-6}
+PYTHON=${PYTHON:-python3}
+
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --arch) ARCH=${2:?--arch needs amd64 or arm64}; shift ;;
+    --out) OUT=${2:?--out needs a directory}; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "build.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+case "$ARCH" in
+  amd64) MACHINE=x86_64 ;;
+  arm64) MACHINE=aarch64 ;;
+  *) echo "build.sh: --arch amd64|arm64 is required" >&2; exit 2 ;;
+esac
+[ -n "$OUT" ] || { echo "build.sh: --out DIR is required" >&2; exit 2; }
+[ "$(id -u)" -eq 0 ] || { echo "build.sh: run as root (mmdebstrap, chroot, file ownership)" >&2; exit 1; }
+
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+WORK=$OUT/work-$ARCH
+ROOTFS=$WORK/rootfs
+IMAGE=$OUT/layerwatch-$ARCH.img
+STARTED=$(date +%s)
+say() { echo "image-build: $*"; }
+
+# --- foreign architecture: qemu-user-static through binfmt_misc -------------------------------------
+if [ "$(uname -m)" != "$MACHINE" ]; then
+  if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  fi
+  [ -e "/proc/sys/fs/binfmt_misc/qemu-$MACHINE" ] || update-binfmts --enable "qemu-$MACHINE"
+fi
+
+rm -rf "$WORK"
+mkdir -p "$WORK/wheels" "$WORK/bootfs"
+
+# --- wheels for the target on the build host (pip in a foreign chroot has no CA bundle) ------------
+say "wheels for $ARCH"
+platforms=()
+for tag in manylinux_2_36 manylinux_2_35 manylinux_2_34 manylinux_2_31 manylinux_2_28 manylinux_2_27 \
+  manylinux_2_24 manylinux_2_17 manylinux2014; do
+  platforms+=(--platform "${tag}_$MACHINE")
+done
+# the project's wheel from a copy, so the checkout gets no build/ folder (and two builds do not race)
+mkdir -p "$WORK/src"
+cp -r "$SRC/pyproject.toml" "$SRC/README.md" "$SRC/appliance" "$WORK/src/"
+"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$WORK/wheels" "$WORK/src"
+rm -rf "$WORK/src"
+wheel=$(find "$WORK/wheels" -name 'layerwatch-*.whl' | head -n 1)
+"$PYTHON" -m pip download --quiet --dest "$WORK/wheels" "${platforms[@]}" --python-version 3.11 \
+  --implementation cp --abi cp311 --only-binary=:all: -c "$HERE/constraints.txt" \
+  "layerwatch[litert,cloud] @ file://$wheel" lgpio
+
+# --- the root file system: mmdebstrap, then the numbered steps as its customize hook ---------------
+packages=$(cat "$HERE"/steps/[0-9][0-9]-*/packages "$HERE"/steps/[0-9][0-9]-*/"packages-$ARCH" 2>/dev/null |
+  sed 's/#.*//' | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
+say "mmdebstrap $SUITE $ARCH from $MIRROR"
+mmdebstrap --mode=root --variant=minbase --architectures="$ARCH" --include="$packages" \
+  --customize-hook="\"$HERE/run-steps.sh\" \"\$1\" $ARCH \"$WORK\"" \
+  "$SUITE" "$ROOTFS" \
+  "deb $MIRROR $SUITE main non-free-firmware" \
+  "deb $MIRROR $SUITE-updates main non-free-firmware" \
+  "deb $SECURITY $SUITE-security main non-free-firmware"
+cp "$WORK/manifest-debian.txt" "$OUT/layerwatch-$ARCH.debian.txt"
+cp "$WORK/manifest-python.txt" "$OUT/layerwatch-$ARCH.python.txt"
+
+# --- the image: MBR, FAT32 boot + ext4 root (make-image.sh: no loop device, no mount) -------------
+say "image"
+root_used_mb=$(du -sm "$ROOTFS" | cut -f1)
+"$HERE/make-image.sh" "$ROOTFS" "$WORK/bootfs" "$IMAGE"
+
+say "xz -$XZ_LEVEL"
+xz --threads=0 -"$XZ_LEVEL" --keep --force "$IMAGE"
+
+build_s=$(($(date +%s) - STARTED))
+raw_mb=$(($(stat -c %s "$IMAGE") / 1048576))
+xz_mb=$(awk -v b="$(stat -c %s "$IMAGE.xz")" 'BEGIN { printf "%.1f", b / 1048576 }')
+printf '{"arch": "%s", "build_s": %d, "raw_mb": %d, "compressed_mb": %s, "root_used_mb": %d, "image": "%s", "kernel": "%s", "xz_level": %s}\n' \
+  "$ARCH" "$build_s" "$raw_mb" "$xz_mb" "$root_used_mb" "$IMAGE" "$(cat "$WORK/kernel-version")" "$XZ_LEVEL"

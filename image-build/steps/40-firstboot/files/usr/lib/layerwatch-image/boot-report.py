@@ -1,0 +1,103 @@
+"""The boot test's report (layerwatch-boot-report.service, image-build/boot-test.sh).
+
+Waits until layerwatch.service is watching, has failed, was not started (no configuration) or
+``layerwatch.boot_report=SECONDS`` (default 150) have passed, waits for the boot to finish, then
+prints one line ``LAYERWATCH-REPORT {json}`` on the console, the journal of the Layerwatch units
+between ``LAYERWATCH-JOURNAL-BEGIN``/``-END``, and powers off. Times are CLOCK_MONOTONIC seconds
+(since the kernel started); boot-test.sh turns them into seconds since power-on.
+"""
+
+import json
+import os
+import subprocess
+import time
+
+UNIT = "layerwatch.service"
+PROPS = ("ActiveState", "SubState", "Result", "NRestarts", "StatusText", "ExecMainStatus",
+         "ConditionResult", "ActiveEnterTimestampMonotonic")  # fmt: skip
+
+
+def show(unit: str, *props: str) -> dict[str, str]:
+    out = subprocess.run(["systemctl", "show", unit, *(f"--property={p}" for p in props)],
+                         capture_output=True, text=True, check=False).stdout  # fmt: skip
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def timeout_s() -> float:
+    for word in open("/proc/cmdline").read().split():
+        if word.startswith("layerwatch.boot_report="):
+            return float(word.split("=", 1)[1])
+    return 150.0
+
+
+def camera_state(status: str) -> str:
+    # STATUS= is "camera: state 1.9 fps; camera2: ...; backend"
+    first = status.split(";")[0]
+    return first.split(":", 1)[1].split()[0] if ":" in first else ""
+
+
+def image_state() -> str:
+    try:
+        return open("/run/layerwatch-image/state").read().strip()
+    except OSError:
+        return ""
+
+
+def main() -> None:
+    deadline = time.monotonic() + timeout_s()
+    seen_watching = False
+    while time.monotonic() < deadline:
+        unit = show(UNIT, *PROPS)
+        if unit.get("ActiveState") == "failed":
+            break
+        if unit.get("ActiveState") == "active" and camera_state(unit.get("StatusText", "")) == "watching":
+            seen_watching = True
+            break
+        if unit.get("ConditionResult") == "no" and image_state():
+            break
+        time.sleep(0.5)
+    subprocess.run(["systemctl", "is-system-running", "--wait"], capture_output=True, timeout=120,
+                   check=False)  # fmt: skip
+    unit = show(UNIT, *PROPS)
+    failed = subprocess.run(["systemctl", "list-units", "--failed", "--plain", "--no-legend"],
+                            capture_output=True, text=True, check=False).stdout  # fmt: skip
+    target = subprocess.run(["systemctl", "get-default"], capture_output=True, text=True).stdout.strip()
+    target_at = int(show(target, "ActiveEnterTimestampMonotonic").get("ActiveEnterTimestampMonotonic", 0) or 0)
+    ready_at = int(unit.get("ActiveEnterTimestampMonotonic", 0) or 0)
+    if unit.get("ActiveState") == "active":
+        state = camera_state(unit.get("StatusText", "")) or "active"
+        if seen_watching:
+            state = "watching"
+    elif unit.get("ExecMainStatus") == "78" or image_state() == "config_error":
+        state = "config_error"
+    elif unit.get("ConditionResult") == "no":
+        state = "unconfigured"
+    else:
+        state = unit.get("ActiveState", "unknown")
+    root = os.statvfs("/")
+    report = {
+        "now_s": round(time.monotonic(), 3),
+        "ready_mono_s": round(ready_at / 1e6, 3) if ready_at and unit.get("ActiveState") == "active" else None,
+        "default_target": target,
+        "default_target_mono_s": round(target_at / 1e6, 3) if target_at else None,
+        "failed_units": [line.split()[0] for line in failed.splitlines() if line.strip()],
+        "layerwatch_state": state,
+        "image_state": image_state(),
+        "unit": {key: unit.get(key, "") for key in PROPS},
+        "boot_partition": sorted(os.listdir("/boot/firmware")),
+        "etc_layerwatch": sorted(os.listdir("/etc/layerwatch")),
+        "hostname": open("/etc/hostname").read().strip(),
+        "root_fs_mb": root.f_blocks * root.f_frsize // 2**20,
+    }
+    print("\nLAYERWATCH-REPORT " + json.dumps(report), flush=True)
+    journal = subprocess.run(["journalctl", "-b", "--no-pager", "-o", "short-monotonic",
+                              "-u", UNIT, "-u", "layerwatch-bootconfig.service"],
+                             capture_output=True, text=True, check=False).stdout  # fmt: skip
+    print("LAYERWATCH-JOURNAL-BEGIN", flush=True)
+    print("\n".join(journal.splitlines()[-80:]), flush=True)
+    print("LAYERWATCH-JOURNAL-END", flush=True)
+    subprocess.run(["systemctl", "poweroff", "--no-block"], check=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# layerwatch-bootconfig.service: apply what a user dropped on the FAT boot partition (every boot; each
+# file is removed from the partition once applied, so nothing secret stays there), and grow the root
+# partition to fill the card (once). Lines starting <3>/<4> are journal priorities err/warning.
+#
+#   layerwatch.toml       validated with `layerwatch check-config`, moved to /etc/layerwatch/
+#   credentials/NAME      moved to /etc/layerwatch/credentials/NAME (systemd LoadCredential=)
+#   hostname              one line: the new host name ([a-z0-9-], at most 63 characters)
+#   authorized_keys       SSH public key(s) for root; SSH is switched on with them
+#   wifi.txt              ssid=..., psk=... (passphrase), country=XX -> wpa_supplicant@wlan0
+#   wpa_supplicant.conf   used as is for wpa_supplicant@wlan0 (the old Raspberry Pi convention)
+#
+# The outcome for the appliance is in /run/layerwatch-image/state: configured, config_error or
+# unconfigured.
+set -euo pipefail
+
+BOOT=${LAYERWATCH_BOOT_DIR:-/boot/firmware}
+CONF=/etc/layerwatch
+LAYERWATCH=/opt/layerwatch/venv/bin/layerwatch
+STATE_DIR=/run/layerwatch-image
+STAMP=/var/lib/layerwatch-image/root-grown
+
+say() { echo "layerwatch-bootconfig: $*"; }
+state() { install -d "$STATE_DIR"; echo "$1" >"$STATE_DIR/state"; }
+
+credentials() {
+  [ -d "$BOOT/credentials" ] || return 0
+  local file
+  for file in "$BOOT"/credentials/*; do
+    [ -f "$file" ] || continue
+    install -m 0640 -g layerwatch "$file" "$CONF/credentials/$(basename "$file")"
+    say "credential $(basename "$file") moved to $CONF/credentials/"
+  done
+  rm -rf "$BOOT/credentials"
+}
+
+config() {
+  if [ -f "$BOOT/layerwatch.toml" ]; then
+    install -m 0640 -g layerwatch "$BOOT/layerwatch.toml" "$CONF/layerwatch.toml.new"
+    rm -f "$BOOT/layerwatch.toml"
+    sync
+    mv -f "$CONF/layerwatch.toml.new" "$CONF/layerwatch.toml"
+    say "layerwatch.toml moved from the boot partition to $CONF/layerwatch.toml"
+  fi
+  if [ ! -f "$CONF/layerwatch.toml" ]; then
+    echo "<4>layerwatch-bootconfig: unconfigured: no layerwatch.toml (put one on the boot partition;" \
+      "example: /usr/share/layerwatch/layerwatch.example.toml); layerwatch.service is not started"
+    state unconfigured
+    return 0
+  fi
+  local out
+  if out=$(CREDENTIALS_DIRECTORY=$CONF/credentials "$LAYERWATCH" check-config --config "$CONF/layerwatch.toml" 2>&1); then
+    say "$out"
+    state configured
+  else
+    # kept in place: layerwatch.service reports the same error and stops (exit 78, no restart)
+    echo "<3>layerwatch-bootconfig: config_error: $CONF/layerwatch.toml is invalid: $out"
+    state config_error
+  fi
+}
+
+host_name() {
+  [ -f "$BOOT/hostname" ] || return 0
+  local name
+  name=$(tr -d ' \r\n' <"$BOOT/hostname" | tr '[:upper:]' '[:lower:]')
+  rm -f "$BOOT/hostname"
+  if ! [[ "$name" =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]]; then
+    echo "<3>layerwatch-bootconfig: hostname '$name' ignored: use a-z, 0-9 and '-' (at most 63)"
+    return 0
+  fi
+  echo "$name" >/etc/hostname
+  sed -i "s/^127\.0\.1\.1\s.*/127.0.1.1\t$name/" /etc/hosts
+  hostname "$name"
+  say "hostname set to $name"
+}
+
+ssh_key() {
+  [ -f "$BOOT/authorized_keys" ] || return 0
+  install -d -m 0700 /root/.ssh
+  install -m 0600 "$BOOT/authorized_keys" /root/.ssh/authorized_keys
+  rm -f "$BOOT/authorized_keys"
+  ssh-keygen -A  # this card's own host keys (the image has none)
+  systemctl enable ssh.service
+  systemctl start --no-block ssh.service
+  say "SSH key installed for root; ssh.service enabled"
+}
+
+wifi() {
+  local target=/etc/wpa_supplicant/wpa_supplicant-wlan0.conf
+  if [ -f "$BOOT/wpa_supplicant.conf" ]; then
+    install -m 0600 "$BOOT/wpa_supplicant.conf" "$target"
+    rm -f "$BOOT/wpa_supplicant.conf"
+  elif [ -f "$BOOT/wifi.txt" ]; then
+    local ssid="" psk="" country="" key value
+    while IFS='=' read -r key value; do
+      value=${value%$'\r'}
+      case "$key" in
+        ssid) ssid=$value ;; psk) psk=$value ;; country) country=$value ;;
+      esac
+    done <"$BOOT/wifi.txt"
+    rm -f "$BOOT/wifi.txt"
+    if [ -z "$ssid" ] || [ ${#psk} -lt 8 ]; then
+      echo "<3>layerwatch-bootconfig: wifi.txt ignored: it needs ssid= and psk= (8 to 63 characters)"
+      return 0
+    fi
+    umask 077
+    {
+      echo "ctrl_interface=DIR=/run/wpa_supplicant GROUP=netdev"
+      echo "update_config=1"
+      [ -z "$country" ] || echo "country=$country"
+      wpa_passphrase "$ssid" "$psk" | grep -v '^\s*#psk='  # only the hashed key is kept
+    } >"$target"
+    umask 022
+  else
+    return 0
+  fi
+  systemctl enable wpa_supplicant@wlan0.service
+  systemctl start --no-block wpa_supplicant@wlan0.service
+  say "Wi-Fi configured in $target (wpa_supplicant@wlan0)"
+}
+
+grow_root() {
+  [ -f "$STAMP" ] && return 0
+  local part disk number
+  part=$(findmnt -no SOURCE /)
+  disk=/dev/$(lsblk -no PKNAME "$part" | head -n 1)
+  number=$(cat "/sys/class/block/$(basename "$part")/partition")
+  if growpart "$disk" "$number" >/dev/null 2>&1; then
+    resize2fs "$part" >/dev/null 2>&1
+    say "root partition $part grown to fill $disk: $(df -h --output=size / | tail -n 1 | tr -d ' ')"
+  else
+    say "root partition $part already fills $disk"
+  fi
+  install -d "$(dirname "$STAMP")"
+  touch "$STAMP"
+}
+
+grow_root
+credentials
+host_name
+ssh_key
+wifi
+config
