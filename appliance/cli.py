@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--manifest", type=Path, required=True)
     evaluate.add_argument("--model", type=Path, help="model manifest or file (default: shipped)")
     evaluate.add_argument(
+        "--config", type=Path, help='use this configuration file\'s [detector] table (e.g. type = "yolo")'
+    )
+    evaluate.add_argument(
         "--feedback",
         action="store_true",
         help="stream test rows in CSV order; a frame scored failure or uncertain is then answered",
@@ -174,7 +177,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from appliance.evaluate import run_eval
 
     setup_logging("warning")
-    result = run_eval(args.manifest, args.model, feedback=args.feedback)
+    detector = _load(args.config).detector if args.config else None
+    result = run_eval(args.manifest, args.model, feedback=args.feedback, detector_config=detector)
     print(json.dumps(result))
     return 0
 

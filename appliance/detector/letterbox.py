@@ -48,15 +48,15 @@ def letterbox(
     height, width = image.shape[:2]
     new_w, new_h = size
     ratio = min(new_w / width, new_h / height)
-    unpad_w, unpad_h = int(round(width * ratio)), int(round(height * ratio))
-    dw, dh = new_w - unpad_w, new_h - unpad_h
+    unpad_w, unpad_h = round(width * ratio), round(height * ratio)
+    pad_w, pad_h = new_w - unpad_w, new_h - unpad_h
     if stride:
-        dw, dh = dw % stride, dh % stride
-    dw, dh = dw / 2, dh / 2
+        pad_w, pad_h = pad_w % stride, pad_h % stride
+    dw, dh = pad_w / 2, pad_h / 2
     if (width, height) != (unpad_w, unpad_h):
         image = cv2.resize(image, (unpad_w, unpad_h), interpolation=cv2.INTER_LINEAR)
-    top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
-    left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
+    top, bottom = round(dh - 0.1), round(dh + 0.1)
+    left, right = round(dw - 0.1), round(dw + 0.1)
     canvas = cv2.copyMakeBorder(
         image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE, PAD_VALUE, PAD_VALUE)
     )

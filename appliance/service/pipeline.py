@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -22,15 +22,14 @@ from appliance.actions.evidence import draw_evidence, encode_jpeg
 from appliance.config.model import CameraConfig
 from appliance.decision import Alert, CameraState, DecisionEngine, Transition
 from appliance.detector import (
+    AnyDetector,
     Detection,
-    PrototypeDetector,
     Verdict,
     build_calibration,
     load_calibration,
     save_calibration,
 )
 from appliance.detector.camera_learner import CameraLearner
-from appliance.detector.prototype_detector import CameraScoring
 from appliance.errors import EndOfStreamError, SourceError
 from appliance.service.camera_answers import CameraAnswers
 from appliance.sources import Frame, FrameSource
@@ -96,7 +95,7 @@ class CameraPipeline:
         self,
         config: CameraConfig,
         source: FrameSource,
-        detector: PrototypeDetector,
+        detector: AnyDetector,
         state_dir: Path,
         sinks: list[ActionSink],
         uncertain_counts_as_failure: bool | None = None,
@@ -115,7 +114,8 @@ class CameraPipeline:
             else uncertain_counts_as_failure
         )
         self.judge = judge
-        self.scoring: CameraScoring = detector.scoring_for(None)
+        # CameraScoring (prototype) or BoxCameraScoring (yolo): the detector's own per-camera scoring
+        self.scoring: Any = detector.scoring_for(None)
         self.answers = CameraAnswers(config.name, self.scoring.learner, state_dir)
         self.last_frame_id: str | None = None
         self._judge_verdict: bool | None = None

@@ -9,7 +9,8 @@ its area is dropped), flipped half the time, to the square input ``--size``.
 Writes into ``--out``: ``layerwatch-boxes-fp32.onnx`` and ``layerwatch-boxes-int8.onnx`` (static QDQ,
 calibrated on training photos), both in the YOLOv8 output layout with Ultralytics-style metadata
 (``names``, ``imgsz``, ``stride``, ``task``), and ``layerwatch-boxes.json`` (the training record).
-Training stops after ``--epochs`` or ``--minutes`` of wall clock, whichever comes first.
+Training stops after ``--epochs`` or ``--minutes`` of wall clock, whichever comes first; the learning rate
+follows a cosine over whichever of the two runs out first (the machine is shared: steps take 2-8 s).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -103,22 +105,26 @@ def train(args: argparse.Namespace) -> dict:
     )
     steps_per_epoch = len(photos) // args.batch
     total = steps_per_epoch * args.epochs
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=[args.lr, args.lr * 0.2], total_steps=total, pct_start=0.1
-    )
+    peaks = [group["lr"] for group in optimiser.param_groups]
     start = time.monotonic()
     step, history = 0, []
     for epoch in range(args.epochs):
         order = rng.permutation(len(photos))
         for s in range(steps_per_epoch):
-            batch = [augment(*photos[i], args.size, rng) for i in order[s * args.batch : (s + 1) * args.batch]]
+            batch = [
+                augment(*photos[i], args.size, rng) for i in order[s * args.batch : (s + 1) * args.batch]
+            ]
             x = to_tensor([c for c, _ in batch])
             targets = [torch.from_numpy(b.astype(np.float32)) for _, b in batch]
             loss, parts = box_loss(net, net(x), targets)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            schedule.step()
+            # warm-up, then cosine to zero over the steps or the time budget, whichever runs out first
+            progress = max((step + 1) / total, (time.monotonic() - start) / (args.minutes * 60))
+            factor = min((step + 1) / 20, 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+            for group, peak in zip(optimiser.param_groups, peaks, strict=True):
+                group["lr"] = peak * factor
             step += 1
             if step % 20 == 0:
                 logger.info("epoch %d step %d/%d loss %.3f %s %.0fs", epoch, step, total, float(loss),

@@ -70,9 +70,8 @@ class BoxNet(nn.Module):
         for name, p in self.named_parameters():
             if id(p) in frozen or name.startswith("backbone._conv_head") or name.startswith("backbone._bn1"):
                 continue
-            if name.startswith("backbone._blocks."):
-                if int(name.split(".")[2]) not in used:
-                    continue
+            if name.startswith("backbone._blocks.") and int(name.split(".")[2]) not in used:
+                continue
             out.append(p)
         return out
 
@@ -174,4 +173,5 @@ def box_loss(net: BoxNet, raw: torch.Tensor, targets: list[torch.Tensor]) -> tup
     bce = F.binary_cross_entropy_with_logits(logits, obj_target, reduction="none")
     focal = (bce * (obj_target - p).abs().pow(2.0)).sum() / n_pos
     giou = torch.cat(giou_terms).sum() / n_pos if giou_terms else logits.sum() * 0
-    return focal + 2.0 * giou, {"obj": float(focal), "giou": float(giou), "pos": n_pos}
+    parts = {"obj": round(float(focal.detach()), 4), "giou": round(float(giou.detach()), 4), "pos": n_pos}
+    return focal + 2.0 * giou, parts
