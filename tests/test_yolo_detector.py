@@ -171,3 +171,60 @@ def test_two_stage_runs_the_box_model_only_on_suspect_frames(
     assert suspect.score == pytest.approx(0.95) and suspect.verdict is Verdict.UNCERTAIN
     assert [round(b.score, 2) for b in suspect.boxes] == [0.95, 0.3]
     assert suspect.features is not None and suspect.heatmap is not None  # the prototype's learner and map
+
+
+def _reference_decode(raw: np.ndarray, confidence: float, iou: float) -> np.ndarray:
+    """A plain numpy decode + greedy NMS of a one-class v8 output (1, 5, N): (M, 5) canvas x0 y0 x1 y1 s."""
+    cx, cy, w, h, s = raw[0]
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, s], 1)
+    boxes = boxes[boxes[:, 4] >= confidence]
+    boxes = boxes[np.argsort(-boxes[:, 4])]
+    kept: list[np.ndarray] = []
+    for box in boxes:
+        if all(_iou(box, k) <= iou for k in kept):
+            kept.append(box)
+    return np.array(kept, np.float32).reshape(-1, 5)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_the_shipped_box_model_decodes_like_a_reference(tmp_path: Path) -> None:
+    from appliance.detector.bundle import default_models_dir
+    from appliance.detector.runtime import open_tensor_backend
+
+    path = default_models_dir() / "layerwatch-boxes-int8.onnx"
+    if not path.is_file():
+        pytest.skip("no shipped box model")
+    det = load_detector(YoloDetectorConfig(confidence=0.05, iou=0.45, max_boxes=100))
+    assert isinstance(det, YoloDetector) and det.path == path
+    assert det.layout.kind == "v8" and det.names == {0: "failure"} and det.failure_ids == [0]
+    # a synthetic "print" with a tangle of thin lines on a dark bed, in a 4:3 frame
+    rng = np.random.default_rng(0)
+    image = np.full((480, 640, 3), 40, np.uint8)
+    for _ in range(60):
+        pts = rng.integers([200, 220], [460, 420], size=(2, 2))
+        cv2.line(image, tuple(int(v) for v in pts[0]), tuple(int(v) for v in pts[1]), (200, 200, 210), 2)
+    rows = det.boxes(image)
+    canvas, placed = letterbox(image[..., ::-1], det.input_size)
+    raw = open_tensor_backend(path, "onnx").run((canvas.astype(np.float32) / 255).transpose(2, 0, 1)[None])
+    reference = _reference_decode(raw[0], 0.05, 0.45)
+    assert len(rows) == len(reference)
+    np.testing.assert_allclose(rows[:, 4], reference[:, 4], atol=1e-6)
+    np.testing.assert_allclose(rows[:, :4], placed.to_frame(reference[:, :4]), atol=1e-5)
+    result = det.analyse(image)
+    assert result.score == pytest.approx(float(rows[:, 4].max(initial=0.0)))
+
+
+def test_average_precision_counts_one_match_per_truth_box() -> None:
+    from appliance.training.box_eval import average_precision
+
+    truth = {0: np.array([[0.1, 0.1, 0.5, 0.5]], np.float32)}
+    hit, miss = np.array([0.1, 0.1, 0.5, 0.52]), np.array([0.6, 0.6, 0.9, 0.9])
+    assert average_precision([(0, 0.9, hit)], truth)[0] == pytest.approx(1.0)
+    assert average_precision([(0, 0.9, miss), (0, 0.8, hit)], truth)[0] == pytest.approx(0.5)
+    assert average_precision([(0, 0.9, hit), (0, 0.8, hit)], truth)[0] == pytest.approx(1.0)  # a duplicate

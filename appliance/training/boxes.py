@@ -3,12 +3,15 @@
 Data (``../shared/data``, never copied into the repository): the photos of ``--train-sources`` with their
 YOLO failure boxes (:func:`appliance.training.data.failure_boxes`: kapis20 class 1 "spaghetti", Roboflow
 class 0 "fail"); every other source is held out (the model card's mAP50 is measured on a held-out source).
-Each step letterboxes a random crop (70-100 % of the photo, boxes clipped to it; a box cut to under half
-its area is dropped), flipped half the time, to the square input ``--size``.
+Every photo is letterboxed to the square input ``--size`` in ``--views`` versions (as it is, flipped, then
+random crops of 70-100 % with boxes clipped to them, a box cut to under half its area dropped, flipped
+half the time); the frozen trunk's output of each is cached once, and training steps run only the tail.
 
 Writes into ``--out``: ``layerwatch-boxes-fp32.onnx`` and ``layerwatch-boxes-int8.onnx`` (static QDQ,
 calibrated on training photos), both in the YOLOv8 output layout with Ultralytics-style metadata
-(``names``, ``imgsz``, ``stride``, ``task``), and ``layerwatch-boxes.json`` (the training record).
+(``names``, ``imgsz``, ``stride``, ``task``), the LiteRT pair ``layerwatch-boxes-{fp32,int8}.tflite``
+(:mod:`appliance.training.box_tflite`), ``boxnet.pt`` (the trained state, for ``--from-checkpoint``;
+not shipped) and ``layerwatch-boxes.json`` (the training record).
 Training stops after ``--epochs`` or ``--minutes`` of wall clock, whichever comes first; the learning rate
 follows a cosine over whichever of the two runs out first (the machine is shared: steps take 2-8 s).
 """
@@ -27,6 +30,7 @@ import onnx
 import torch
 
 from appliance.detector.letterbox import letterbox
+from appliance.training.box_tflite import export_box_tflite, quantize_box_tflite
 from appliance.training.boxnet import BoxNet, YoloExport, box_loss
 from appliance.training.data import DEFAULT_DATA, failure_boxes, load_rgb, read_manifest
 from appliance.training.export import quantize_int8
@@ -36,6 +40,8 @@ logger = logging.getLogger(__name__)
 CLASS_NAME = "failure"
 FP32_FILE = "layerwatch-boxes-fp32.onnx"
 INT8_FILE = "layerwatch-boxes-int8.onnx"
+TFLITE_FP32_FILE = "layerwatch-boxes-fp32.tflite"
+TFLITE_INT8_FILE = "layerwatch-boxes-int8.tflite"
 RECORD_FILE = "layerwatch-boxes.json"
 TRAIN_SOURCES = ("web_kapis20",)
 
@@ -87,6 +93,27 @@ def to_tensor(canvases: list[np.ndarray]) -> torch.Tensor:
     return (x - MEAN) / STD
 
 
+def cache_views(
+    net: BoxNet, photos: list, views: int, size: int, rng: np.random.Generator
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The frozen trunk's output for ``views`` versions of every photo (the photo, flipped, then random
+    crops with random flips; float16) and each version's boxes in canvas pixels."""
+    features, targets = [], []
+    for rgb, boxes in photos:
+        batch = []
+        for v in range(views):
+            if v < 2:
+                canvas, placed = letterbox(np.ascontiguousarray(rgb[:, ::-1] if v else rgb), (size, size))
+                b = boxes[:, [2, 1, 0, 3]] * [-1, 1, -1, 1] + [1, 0, 1, 0] if v else boxes
+                batch.append((canvas, placed.from_frame(b) if len(b) else np.zeros((0, 4), np.float32)))
+            else:
+                batch.append(augment(rgb, boxes, size, rng))
+        with torch.no_grad():
+            features.append(net.trunk(to_tensor([c for c, _ in batch])).half())
+        targets += [torch.from_numpy(b.astype(np.float32)) for _, b in batch]
+    return torch.cat(features), targets
+
+
 def train(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -94,6 +121,10 @@ def train(args: argparse.Namespace) -> dict:
     logger.info("%d training photos, %d boxes", len(photos), sum(len(b) for _, b in photos))
     net = BoxNet(args.size)
     net.backbone.eval()  # batch norm statistics stay ImageNet's (batches are small)
+    start = time.monotonic()
+    features, targets = cache_views(net, photos, args.views, args.size, rng)
+    cache_seconds = time.monotonic() - start
+    logger.info("cached %d views in %.0f s", len(targets), cache_seconds)
     params = net.trainable()
     head_ids = {id(p) for p in net.heads.parameters()}
     optimiser = torch.optim.AdamW(
@@ -103,44 +134,34 @@ def train(args: argparse.Namespace) -> dict:
         ],
         weight_decay=1e-4,
     )
-    steps_per_epoch = len(photos) // args.batch
-    total = steps_per_epoch * args.epochs
     peaks = [group["lr"] for group in optimiser.param_groups]
-    start = time.monotonic()
+    steps_per_epoch = len(targets) // args.batch
+    total = steps_per_epoch * args.epochs
+    budget = args.minutes * 60 - cache_seconds
     step, history = 0, []
-    for epoch in range(args.epochs):
-        order = rng.permutation(len(photos))
-        for s in range(steps_per_epoch):
-            batch = [
-                augment(*photos[i], args.size, rng) for i in order[s * args.batch : (s + 1) * args.batch]
-            ]
-            x = to_tensor([c for c, _ in batch])
-            targets = [torch.from_numpy(b.astype(np.float32)) for _, b in batch]
-            loss, parts = box_loss(net, net(x), targets)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            # warm-up, then cosine to zero over the steps or the time budget, whichever runs out first
-            progress = max((step + 1) / total, (time.monotonic() - start) / (args.minutes * 60))
-            factor = min((step + 1) / 20, 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
-            for group, peak in zip(optimiser.param_groups, peaks, strict=True):
-                group["lr"] = peak * factor
-            step += 1
-            if step % 20 == 0:
-                logger.info("epoch %d step %d/%d loss %.3f %s %.0fs", epoch, step, total, float(loss),
-                            parts, time.monotonic() - start)  # fmt: skip
-                history.append(round(float(loss), 4))
-            if time.monotonic() - start > args.minutes * 60:
-                break
-        else:
-            continue
-        logger.info("time budget reached after %d steps", step)
-        break
+    while step < total and time.monotonic() - start - cache_seconds < budget:
+        picked = rng.choice(len(targets), args.batch, replace=False)
+        loss, parts = box_loss(net, net.tail(features[picked].float()), [targets[i] for i in picked])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        step += 1
+        # warm-up, then cosine to zero over the steps or the time budget, whichever runs out first
+        progress = max(step / total, (time.monotonic() - start - cache_seconds) / budget)
+        factor = min(step / 20, 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+        for group, peak in zip(optimiser.param_groups, peaks, strict=True):
+            group["lr"] = peak * factor
+        if step % 50 == 0:
+            logger.info("step %d/%d loss %.3f %s %.0fs", step, total, float(loss), parts,
+                        time.monotonic() - start)  # fmt: skip
+            history.append(round(float(loss), 4))
     return {
         "steps": step,
         "planned_steps": total,
-        "train_seconds": round(time.monotonic() - start, 1),
-        "loss_every_20_steps": history,
+        "views": len(targets),
+        "cache_seconds": round(cache_seconds, 1),
+        "train_seconds": round(time.monotonic() - start - cache_seconds, 1),
+        "loss_every_50_steps": history,
         "photos": len(photos),
         "net": net,
     }
@@ -160,6 +181,10 @@ def export(net: BoxNet, out: Path, calibration: list[np.ndarray], record: dict) 
     int8 = out / INT8_FILE
     quantize_int8(fp32, int8, frames, input_name="images")
     _add_metadata(int8, net.size)
+    meta = {"names": {0: CLASS_NAME}, "imgsz": [net.size, net.size], "stride": 32, "task": "detect"}
+    flatbuffer = export_box_tflite(net, out / TFLITE_FP32_FILE, meta)
+    nhwc = [(c.astype(np.float32) / 255) for c in calibration]
+    quantize_box_tflite(flatbuffer, out / TFLITE_INT8_FILE, nhwc, meta)
     (out / RECORD_FILE).write_text(json.dumps(record, indent=1) + "\n")
 
 
@@ -181,23 +206,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("models"))
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=40, help="passes over the cached views")
+    parser.add_argument("--views", type=int, default=4, help="cached versions of each photo")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--minutes", type=float, default=25.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-sources", nargs="+", default=list(TRAIN_SOURCES))
+    parser.add_argument("--from-checkpoint", type=Path, help="skip training: export this boxnet.pt")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(2)
-    result = train(args)
-    net = result.pop("net")
+    if args.from_checkpoint:  # export again from a trained state (the record of that run is kept)
+        net = BoxNet(args.size)
+        net.load_state_dict(torch.load(args.from_checkpoint, map_location="cpu", weights_only=True))
+        result = json.loads((args.from_checkpoint.parent / RECORD_FILE).read_text())
+    else:
+        result = train(args)
+        net = result.pop("net")
     rng = np.random.default_rng(1)
     photos = load_photos(tuple(args.train_sources))
     calibration = [augment(*photos[i], args.size, rng)[0] for i in rng.permutation(len(photos))[:64]]
     record = {"size": args.size, "train_sources": args.train_sources, "seed": args.seed, **result}
+    record = {k: v for k, v in record.items() if k != "net"}
     export(net, args.out, calibration, record)
-    torch.save(net.state_dict(), args.out / "boxnet.pt") if args.out.name != "models" else None
+    if not args.from_checkpoint:
+        torch.save(net.state_dict(), args.out / "boxnet.pt")
     logger.info("wrote %s", args.out)
     return 0
 

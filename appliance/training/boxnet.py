@@ -1,7 +1,8 @@
 """The box model: EfficientNet-Lite0 with an anchor-free failure-box head (FCOS / YOLOv8 style).
 
 Two levels of the backbone feed the head: the stride-16 map (end of block 10, 112 channels) and the
-stride-32 map (block 15, 320 channels). At every cell of both maps the head predicts an objectness logit
+stride-32 map (block 15, 320 channels); the stem and blocks 0-10 stay frozen (ImageNet), so training
+caches their output once per view of a photo. At every cell of both maps the head predicts an objectness logit
 and the distances (left, top, right, bottom) from the cell centre to the box edges, in units of the
 level's stride (softplus keeps them positive).
 
@@ -22,7 +23,7 @@ from appliance.training.backbone import MEAN, STD, load_backbone
 STRIDES = (16, 32)
 LEVEL_BLOCKS = (10, 15)  # last block of the stride-16 and stride-32 stages of EfficientNet-Lite0
 LEVEL_CHANNELS = (112, 320)
-FROZEN_BLOCKS = 5  # stem and blocks 0-4 (stride <= 8) keep their ImageNet weights
+FROZEN_BLOCKS = 11  # stem and blocks 0-10 (up to the stride-16 level) keep their ImageNet weights
 
 
 class _Head(nn.Module):
@@ -61,33 +62,30 @@ class BoxNet(nn.Module):
         self.register_buffer("strides", torch.cat(strides), persistent=False)
 
     def trainable(self) -> list[nn.Parameter]:
-        frozen = {id(p) for p in self.backbone._conv_stem.parameters()}
-        frozen |= {id(p) for p in self.backbone._bn0.parameters()}
-        for block in self.backbone._blocks[:FROZEN_BLOCKS]:
-            frozen |= {id(p) for p in block.parameters()}
-        used = set(range(LEVEL_BLOCKS[-1] + 1))
-        out = []
-        for name, p in self.named_parameters():
-            if id(p) in frozen or name.startswith("backbone._conv_head") or name.startswith("backbone._bn1"):
-                continue
-            if name.startswith("backbone._blocks.") and int(name.split(".")[2]) not in used:
-                continue
-            out.append(p)
-        return out
+        """The parameters training moves: blocks after the frozen trunk up to the last level, the heads."""
+        tail = [self.backbone._blocks[i] for i in range(FROZEN_BLOCKS, LEVEL_BLOCKS[-1] + 1)]
+        return [p for module in [*tail, self.heads] for p in module.parameters()]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """The frozen part (stem and blocks up to the stride-16 level): normalised NCHW -> block-10 map."""
         bb = self.backbone
-        with torch.set_grad_enabled(False):
+        with torch.no_grad():
             x = bb._swish(bb._bn0(bb._conv_stem(x)))
             for block in bb._blocks[:FROZEN_BLOCKS]:
                 x = block(x)
-        levels = []
+        return x
+
+    def tail(self, x: torch.Tensor) -> torch.Tensor:
+        """Block-10 map -> raw predictions (N, 5, A)."""
+        levels = [x]
         for idx in range(FROZEN_BLOCKS, LEVEL_BLOCKS[-1] + 1):
-            x = bb._blocks[idx](x)
-            if idx in LEVEL_BLOCKS:
-                levels.append(x)
+            x = self.backbone._blocks[idx](x)
+        levels.append(x)
         outs = [head(level).flatten(2) for head, level in zip(self.heads, levels, strict=True)]
         return torch.cat(outs, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tail(self.trunk(x))
 
     def decode(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """raw (N, 5, A) -> (objectness logits (N, A), boxes (N, A, 4) as x0, y0, x1, y1 in input pixels)."""
