@@ -179,6 +179,9 @@ def _pick_judge(tree: dict[str, Any], environ: Mapping[str, str], origins: dict[
             return
 
 
+DETECTOR_DEFAULT_TAG = "prototype"  # the [detector] union's tag for tables whose type names a backend
+
+
 def _key_path(loc: tuple[Any, ...], tree: Any) -> str:
     """The user's key path for a pydantic error location. A discriminated union (any table picked
     by its ``type``) adds the tag (``rtsp``, ``octoprint``) to the location although the user
@@ -186,7 +189,7 @@ def _key_path(loc: tuple[Any, ...], tree: Any) -> str:
     parts: list[str] = []
     node = tree
     for item in loc:
-        if isinstance(node, dict) and item not in node and node.get("type") == item:
+        if isinstance(node, dict) and item not in node and item in (node.get("type"), DETECTOR_DEFAULT_TAG):
             continue
         parts.append(str(item))
         if isinstance(node, dict):

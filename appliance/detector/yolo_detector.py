@@ -83,9 +83,10 @@ class BoxLearner(CameraLearner):
         floor = max(top, default=0.0) + self.config.floor_margin if top else 0.0
         fails = [float(_rows(a.phi)[:, 4].max(initial=0.0)) for a in self.answers if a.label == "failure"
                  and a.source == "calibration"]  # fmt: skip
-        if fails:  # failure frames of the camera must stay over the floor
-            floor = min(floor, min(fails) - 1e-3)
-        self.floor = floor
+        seen = [f for f in fails if f > 0]
+        if seen:  # failure frames of the camera the model sees must stay over the floor
+            floor = min(floor, min(seen) - 1e-3)
+        self.floor = max(floor, 0.0)
         counts = self.counts()
         self.model = LearnerFit(
             band_logit=0.0,

@@ -5,7 +5,8 @@ YOLO failure boxes (:func:`appliance.training.data.failure_boxes`: kapis20 class
 class 0 "fail"); every other source is held out (the model card's mAP50 is measured on a held-out source).
 Every photo is letterboxed to the square input ``--size`` in ``--views`` versions (as it is, flipped, then
 random crops of 70-100 % with boxes clipped to them, a box cut to under half its area dropped, flipped
-half the time); the frozen trunk's output of each is cached once, and training steps run only the tail.
+half the time); the frozen trunk's output of each is cached once (versions after the first only while
+caching has taken under 35 % of ``--minutes``), and training steps run only the tail.
 
 Writes into ``--out``: ``layerwatch-boxes-fp32.onnx`` and ``layerwatch-boxes-int8.onnx`` (static QDQ,
 calibrated on training photos), both in the YOLOv8 output layout with Ultralytics-style metadata
@@ -94,23 +95,29 @@ def to_tensor(canvases: list[np.ndarray]) -> torch.Tensor:
 
 
 def cache_views(
-    net: BoxNet, photos: list, views: int, size: int, rng: np.random.Generator
+    net: BoxNet, photos: list, views: int, size: int, rng: np.random.Generator, seconds: float
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The frozen trunk's output for ``views`` versions of every photo (the photo, flipped, then random
-    crops with random flips; float16) and each version's boxes in canvas pixels."""
+    """The frozen trunk's output for up to ``views`` versions of every photo (the photo, flipped, then
+    random crops with random flips; float16) and each version's boxes in canvas pixels. Version by version
+    over all photos; after the first, caching stops once ``seconds`` have passed (the machine is shared)."""
     features, targets = [], []
-    for rgb, boxes in photos:
-        batch = []
-        for v in range(views):
-            if v < 2:
-                canvas, placed = letterbox(np.ascontiguousarray(rgb[:, ::-1] if v else rgb), (size, size))
-                b = boxes[:, [2, 1, 0, 3]] * [-1, 1, -1, 1] + [1, 0, 1, 0] if v else boxes
-                batch.append((canvas, placed.from_frame(b) if len(b) else np.zeros((0, 4), np.float32)))
-            else:
-                batch.append(augment(rgb, boxes, size, rng))
-        with torch.no_grad():
-            features.append(net.trunk(to_tensor([c for c, _ in batch])).half())
-        targets += [torch.from_numpy(b.astype(np.float32)) for _, b in batch]
+    start = time.monotonic()
+    for v in range(views):
+        if v and time.monotonic() - start > seconds:
+            break
+        for first in range(0, len(photos), 16):
+            batch = []
+            for rgb, boxes in photos[first : first + 16]:
+                if v < 2:
+                    canvas, placed = letterbox(np.ascontiguousarray(rgb[:, ::-1] if v else rgb), (size, size))
+                    b = boxes[:, [2, 1, 0, 3]] * [-1, 1, -1, 1] + [1, 0, 1, 0] if v else boxes
+                    batch.append((canvas, placed.from_frame(b) if len(b) else np.zeros((0, 4), np.float32)))
+                else:
+                    batch.append(augment(rgb, boxes, size, rng))
+            with torch.no_grad():
+                features.append(net.trunk(to_tensor([c for c, _ in batch])).half())
+            targets += [torch.from_numpy(b.astype(np.float32)) for _, b in batch]
+        logger.info("cached view %d of every photo: %.0f s", v, time.monotonic() - start)
     return torch.cat(features), targets
 
 
@@ -122,7 +129,7 @@ def train(args: argparse.Namespace) -> dict:
     net = BoxNet(args.size)
     net.backbone.eval()  # batch norm statistics stay ImageNet's (batches are small)
     start = time.monotonic()
-    features, targets = cache_views(net, photos, args.views, args.size, rng)
+    features, targets = cache_views(net, photos, args.views, args.size, rng, args.minutes * 60 * 0.35)
     cache_seconds = time.monotonic() - start
     logger.info("cached %d views in %.0f s", len(targets), cache_seconds)
     params = net.trainable()
@@ -205,7 +212,7 @@ def _add_metadata(path: Path, size: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("models"))
-    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--size", type=int, default=192)
     parser.add_argument("--epochs", type=int, default=40, help="passes over the cached views")
     parser.add_argument("--views", type=int, default=4, help="cached versions of each photo")
     parser.add_argument("--batch", type=int, default=16)
