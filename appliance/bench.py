@@ -37,9 +37,8 @@ import numpy as np
 from appliance.config.model import DecisionConfig, DetectorConfig
 from appliance.decision import DecisionEngine
 from appliance.demo import DEMO_CLIP
-from appliance.detector import load_detector
 from appliance.detector.base import verdict_for
-from appliance.detector.prototype_detector import to_model_input
+from appliance.detector.prototype_detector import load_detector, to_model_input
 
 
 def _pin_to_one_core() -> None:

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from appliance import __version__
 from appliance.config import EX_CONFIG, LayerwatchConfig, load_config
+from appliance.config.model import DetectorConfig
+from appliance.config.yolo import YoloDetectorConfig
 from appliance.errors import ConfigError, LayerwatchError
 from appliance.service.logging_setup import setup_logging
 
@@ -86,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="accuracy on a labelled manifest (path,label,camera,role)")
     evaluate.add_argument("--manifest", type=Path, required=True)
     evaluate.add_argument("--model", type=Path, help="model manifest or file (default: shipped)")
+    evaluate.add_argument(
+        "--config", type=Path, help='use this configuration file\'s [detector] table (e.g. type = "yolo")'
+    )
     evaluate.add_argument(
         "--feedback",
         action="store_true",
@@ -179,11 +184,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _detector_table(path: Path) -> DetectorConfig | YoloDetectorConfig:
+    """Only the ``[detector]`` table of a configuration file (``eval`` needs no cameras)."""
+    import tomllib
+
+    from pydantic import ValidationError
+
+    from appliance.config.loader import validation_problems
+
+    try:
+        tree = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError([(str(path), f"cannot read: {exc}")]) from exc
+    wrapped = {"detector": tree.get("detector", {})}
+    try:
+        return LayerwatchConfig.model_validate(wrapped).detector
+    except ValidationError as exc:
+        raise ConfigError(validation_problems(exc, {}, wrapped)) from exc
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from appliance.evaluate import run_eval
 
     setup_logging("warning")
-    result = run_eval(args.manifest, args.model, feedback=args.feedback)
+    detector = _detector_table(args.config) if args.config else None
+    result = run_eval(args.manifest, args.model, feedback=args.feedback, detector_config=detector)
     print(json.dumps(result))
     return 0
 

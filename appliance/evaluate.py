@@ -33,7 +33,8 @@ import cv2
 import numpy as np
 
 from appliance.config.model import DetectorConfig
-from appliance.detector import Verdict, build_calibration, load_detector
+from appliance.config.yolo import YoloDetectorConfig
+from appliance.detector import TwoStageDetector, Verdict, build_calibration, load_detector
 from appliance.detector.camera_learner import Answer
 from appliance.errors import LayerwatchError
 
@@ -174,7 +175,12 @@ def _read_or_skip(path: pathlib.Path) -> np.ndarray | None:
         return None
 
 
-def run_eval(manifest: pathlib.Path, model: pathlib.Path | None, feedback: bool = False) -> dict[str, Any]:
+def run_eval(
+    manifest: pathlib.Path,
+    model: pathlib.Path | None,
+    feedback: bool = False,
+    detector_config: DetectorConfig | YoloDetectorConfig | None = None,
+) -> dict[str, Any]:
     """Calibrate and score every camera of ``manifest`` with the appliance's own code; return the metrics.
 
     ``feedback``: the test rows of each camera are streamed in the CSV's order; each is scored first, and
@@ -183,9 +189,12 @@ def run_eval(manifest: pathlib.Path, model: pathlib.Path | None, feedback: bool 
     :class:`appliance.service.camera_answers.CameraAnswers` gives the user's (the frame's features, refit
     at once). Frames scored ``ok`` are never labelled. ``answers`` and
     ``answer_rate`` (answers / test rows) are added overall and per camera.
+
+    ``detector_config`` (a ``[detector]`` table, e.g. ``type = "yolo"``) replaces the default: the prototype
+    detector with ``model``. A two-stage detector adds ``box_model_share`` (frames the box model ran on).
     """
     rows = read_eval_manifest(manifest)
-    detector = load_detector(DetectorConfig(model=model, type="auto"))
+    detector = load_detector(detector_config or DetectorConfig(model=model, type="auto"))
     by_camera: dict[str, list[EvalRow]] = defaultdict(list)
     for row in rows:
         by_camera[row.camera].append(row)
@@ -207,7 +216,7 @@ def run_eval(manifest: pathlib.Path, model: pathlib.Path | None, feedback: bool 
         else:
             logger.warning("camera %s has no normal calibration frames: using the uncalibrated model", camera)
             detector.set_calibration(None)
-        scoring = detector.default_scoring
+        scoring: Any = detector.default_scoring
         calibrated_summary = scoring.learner.summary()
         tally, answers = Tally(), 0
         for n, row in enumerate(camera_rows):
@@ -249,6 +258,8 @@ def run_eval(manifest: pathlib.Path, model: pathlib.Path | None, feedback: bool 
             answer_rate=_ratio(answers_total, summary["frames"]),
             refit_ms_p95=round(float(np.percentile(refit_ms, 95)), 2) if refit_ms else None,
         )
+    if isinstance(detector, TwoStageDetector):
+        summary["box_model_share"] = _ratio(detector.box_runs, detector.frames)
     return {
         "manifest": str(manifest),
         "model": detector.bundle.name,

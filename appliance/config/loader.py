@@ -216,6 +216,9 @@ def _switch_history(tree: dict[str, Any], environ: Mapping[str, str], origins: d
                 break
 
 
+DETECTOR_DEFAULT_TAG = "prototype"  # the [detector] union's tag for tables whose type names a backend
+
+
 def _key_path(loc: tuple[Any, ...], tree: Any) -> str:
     """The user's key path for a pydantic error location. A discriminated union (any table picked
     by its ``type``) adds the tag (``rtsp``, ``octoprint``) to the location although the user
@@ -223,7 +226,7 @@ def _key_path(loc: tuple[Any, ...], tree: Any) -> str:
     parts: list[str] = []
     node = tree
     for item in loc:
-        if isinstance(node, dict) and item not in node and node.get("type") == item:
+        if isinstance(node, dict) and item not in node and item in (node.get("type"), DETECTOR_DEFAULT_TAG):
             continue
         parts.append(str(item))
         if isinstance(node, dict):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from appliance.config.base import StrictModel
 from appliance.config.cloud import CloudConfig
@@ -20,6 +20,7 @@ from appliance.config.history import HistoryConfig
 from appliance.config.integrations import MqttConfig, NotifyConfig, PrinterConfig
 from appliance.config.sources import SourceConfig
 from appliance.config.telemetry import TelemetryConfig
+from appliance.config.yolo import YoloDetectorConfig, detector_kind
 
 DEFAULT_CONFIG_PATH = Path("/etc/layerwatch/layerwatch.toml")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -74,6 +75,9 @@ class DetectorConfig(StrictModel):
         ge=0,
         le=0.5,
         description="Half-width of the score band around the threshold reported as uncertain.",
+    )
+    second_opinion: YoloDetectorConfig | None = Field(
+        None, description="A YOLO box model run only on the frames this model finds suspect (two-stage)."
     )
 
 
@@ -143,7 +147,10 @@ class LayerwatchConfig(StrictModel):
     """The whole configuration of one appliance."""
 
     service: ServiceConfig = Field(default_factory=ServiceConfig)
-    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    detector: Annotated[
+        Annotated[DetectorConfig, Tag("prototype")] | Annotated[YoloDetectorConfig, Tag("yolo")],
+        Discriminator(detector_kind),
+    ] = Field(default_factory=DetectorConfig, description="The on-device model: prototype (default) or yolo.")
     cameras: list[CameraConfig] = Field(default_factory=list, description="Cameras to watch (one or two).")
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)

@@ -156,3 +156,105 @@ def open_backend(path: Path, fmt: str, precision: str, threads: int = 1) -> Embe
     if fmt == "litert":
         return LiteRtBackend(path, precision, threads)
     raise ModelFormatError(f"{path}: unknown model format {fmt!r} (onnx or litert)")
+
+
+class TensorBackend(abc.ABC):
+    """Runs a model file of any contract (a YOLO export): one input array in, every output out.
+
+    ``input_shape`` / ``output_shapes`` are as the file declares them (a dynamic axis is -1);
+    ``input_dtype`` is the numpy dtype the model takes. Quantized LiteRT tensors are (de)quantized here,
+    so callers always pass and get float values in the model's own units."""
+
+    runtime: str = "abstract"
+    input_shape: tuple[int, ...] = ()
+    input_dtype: np.dtype = np.dtype(np.float32)
+    output_shapes: list[tuple[int, ...]] = []
+    metadata: dict[str, str] = {}
+
+    @abc.abstractmethod
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """One inference; ``tensor`` is float (or uint8 for uint8 models) in ``input_shape``."""
+
+
+class OnnxTensorBackend(TensorBackend):
+    """ONNX Runtime on the CPU with the same session options as :class:`OnnxBackend`."""
+
+    runtime = "onnxruntime"
+
+    def __init__(self, path: Path, threads: int = 1):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelFormatError(f"{path}: ONNX Runtime cannot load it: {exc}") from exc
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelFormatError(f"{path}: expected one input tensor, got {[i.name for i in inputs]}")
+        self._input = inputs[0].name
+        self.input_shape = tuple(d if isinstance(d, int) else -1 for d in inputs[0].shape)
+        types = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8}
+        if inputs[0].type not in types:
+            raise ModelFormatError(f"{path}: input {self._input!r} has type {inputs[0].type}; expected float")
+        self.input_dtype = np.dtype(types[inputs[0].type])
+        self.output_shapes = [
+            tuple(d if isinstance(d, int) else -1 for d in o.shape) for o in self._session.get_outputs()
+        ]
+        self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
+
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        outputs = self._session.run(None, {self._input: tensor.astype(self.input_dtype, copy=False)})
+        return [np.asarray(o, np.float32) for o in outputs]
+
+
+class LiteRtTensorBackend(TensorBackend):
+    """LiteRT interpreter; int8/uint8 input and outputs are (de)quantized with their scale and zero point."""
+
+    runtime = "litert"
+
+    def __init__(self, path: Path, threads: int = 1):
+        interpreter_class = _import_litert_interpreter()
+        try:
+            self._interpreter = interpreter_class(model_path=str(path), num_threads=threads)
+            self._interpreter.allocate_tensors()
+        except Exception as exc:
+            raise ModelFormatError(f"{path}: LiteRT cannot load it: {exc}") from exc
+        inputs = self._interpreter.get_input_details()
+        if len(inputs) != 1:
+            raise ModelFormatError(f"{path}: expected one input tensor, got {[d['name'] for d in inputs]}")
+        self._input = inputs[0]
+        self._outputs = self._interpreter.get_output_details()
+        self.input_shape = tuple(int(d) for d in self._input["shape"])
+        self.input_dtype = np.dtype(self._input["dtype"])
+        self.output_shapes = [tuple(int(d) for d in o["shape"]) for o in self._outputs]
+
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        scale, zero = self._input.get("quantization", (0.0, 0))
+        if self.input_dtype in (np.int8, np.uint8) and scale:
+            info = np.iinfo(self.input_dtype)
+            tensor = np.clip(np.round(tensor / scale + zero), info.min, info.max)
+        self._interpreter.set_tensor(self._input["index"], tensor.astype(self.input_dtype))
+        self._interpreter.invoke()
+        out = []
+        for detail in self._outputs:
+            value = self._interpreter.get_tensor(detail["index"]).astype(np.float32)
+            o_scale, o_zero = detail.get("quantization", (0.0, 0))
+            if np.dtype(detail["dtype"]) in (np.int8, np.uint8) and o_scale:
+                value = (value - o_zero) * o_scale
+            out.append(value)
+        return out
+
+
+def open_tensor_backend(path: Path, fmt: str, threads: int = 1) -> TensorBackend:
+    """Load a model file of any contract with the runtime its format (``onnx`` / ``litert``) needs."""
+    if fmt == "onnx":
+        return OnnxTensorBackend(path, threads)
+    if fmt == "litert":
+        return LiteRtTensorBackend(path, threads)
+    raise ModelFormatError(f"{path}: unknown model format {fmt!r} (onnx or litert)")

@@ -33,6 +33,7 @@ import numpy as np
 
 from appliance.detector import save_calibration
 from appliance.detector.calibration import new_calibration, stack_embeddings
+from appliance.detector.yolo_detector import YoloDetector
 
 if TYPE_CHECKING:
     from appliance.service.pipeline import CameraPipeline
@@ -178,19 +179,27 @@ class CalibrationWorker:
         deadline = started + job.wanted * (job.interval_s + GRACE_PER_FRAME_S)
         logger.info("camera %s: recalibrating from %d frames %.1f s apart", pipeline.name, job.wanted,
                     job.interval_s)  # fmt: skip
-        embedded = []
-        for _ in range(job.wanted):
-            image = self._next_frame(job, deadline)
-            with self.model_lock:  # the backend is not shared between threads at the same moment
-                embedded.append(detector.embed(image))
-        if self._stop.is_set():
-            raise CalibrationAbandoned("the service is stopping")
-        grid = detector.bundle.patch_grid
-        dim = detector.bundle.prototypes["ok"].shape[1]
-        ok, ok_patches = stack_embeddings(embedded, dim, grid[0] * grid[1])
-        empty, empty_patches = stack_embeddings([], ok.shape[1], ok_patches.shape[1])
-        calibration = new_calibration(
-            pipeline.name, detector.bundle.fingerprint(), ok, empty, ok_patches, failure_patches=empty_patches
-        )
+        if isinstance(detector, YoloDetector):  # a box model: its calibration is the boxes it finds
+            images = [self._next_frame(job, deadline) for _ in range(job.wanted)]
+            if self._stop.is_set():
+                raise CalibrationAbandoned("the service is stopping")
+            with self.model_lock:
+                calibration = detector.build_calibration(pipeline.name, images)
+        else:
+            embedded = []
+            for _ in range(job.wanted):
+                image = self._next_frame(job, deadline)
+                with self.model_lock:  # the backend is not shared between threads at the same moment
+                    embedded.append(detector.embed(image))
+            if self._stop.is_set():
+                raise CalibrationAbandoned("the service is stopping")
+            grid = detector.bundle.patch_grid
+            dim = detector.bundle.prototypes["ok"].shape[1]
+            ok, ok_patches = stack_embeddings(embedded, dim, grid[0] * grid[1])
+            empty, empty_patches = stack_embeddings([], ok.shape[1], ok_patches.shape[1])
+            calibration = new_calibration(
+                pipeline.name, detector.bundle.fingerprint(), ok, empty, ok_patches,
+                failure_patches=empty_patches,
+            )  # fmt: skip
         save_calibration(calibration, pipeline.state_dir)  # atomic: the old file or the new one, never half
         logger.info("camera %s: recalibrated in %.1f s", pipeline.name, time.monotonic() - started)

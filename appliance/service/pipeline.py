@@ -14,19 +14,19 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from appliance.actions.evidence import draw_evidence, encode_jpeg
 from appliance.config.model import CameraConfig
 from appliance.decision import Alert, CameraState, DecisionEngine, Transition
 from appliance.detector import (
+    AnyDetector,
     Detection,
-    PrototypeDetector,
     Verdict,
     load_calibration,
 )
+from appliance.detector.bundle import ModelBundle
 from appliance.detector.camera_learner import CameraLearner
-from appliance.detector.prototype_detector import CameraScoring
 from appliance.errors import EndOfStreamError, SourceError
 from appliance.service.camera_answers import CameraAnswers
 from appliance.service.storage_health import StorageHealth
@@ -95,7 +95,7 @@ class CameraPipeline:
         self,
         config: CameraConfig,
         source: FrameSource,
-        detector: PrototypeDetector,
+        detector: AnyDetector,
         state_dir: Path,
         sinks: list[ActionSink],
         uncertain_counts_as_failure: bool | None = None,
@@ -114,7 +114,8 @@ class CameraPipeline:
             else uncertain_counts_as_failure
         )
         self.judge = judge
-        self.scoring: CameraScoring = detector.scoring_for(None)
+        # CameraScoring (prototype) or BoxCameraScoring (yolo): the detector's own per-camera scoring
+        self.scoring: Any = detector.scoring_for(None)
         self.answers = CameraAnswers(config.name, self.scoring.learner, state_dir)
         self.last_frame_id: str | None = None
         self._judge_verdict: bool | None = None
@@ -143,7 +144,9 @@ class CameraPipeline:
         calibration = load_calibration(self.state_dir, self.name, fingerprint, report=self.problems.append)
         if calibration is not None:
             self.problems = [p for p in self.problems if not p.startswith(f"calibration of {self.name} ")]
-        dim = 2 * int(self.detector.bundle.prototypes["ok"].shape[1])  # phi: global + one cell embedding
+        bundle = self.detector.bundle
+        # phi of the prototype detector: global + one cell embedding; a box model's rows vary in number
+        dim = 2 * int(bundle.prototypes["ok"].shape[1]) if isinstance(bundle, ModelBundle) else None
         stored = CameraLearner.load(
             self.state_dir, self.name, fingerprint, report=self.problems.append, feature_dim=dim
         )

@@ -28,7 +28,7 @@ from appliance.actions.console import ConsoleSink
 from appliance.actions.dispatcher import event_hub
 from appliance.config.model import LayerwatchConfig
 from appliance.decision import CameraState
-from appliance.detector import PrototypeDetector, load_detector
+from appliance.detector import AnyDetector, load_detector
 from appliance.errors import LayerwatchError
 from appliance.service.calibration_worker import CalibrationWorker
 from appliance.service.commands import Command, CommandKind, CommandQueue
@@ -66,7 +66,7 @@ class Service:
         #: set by SIGUSR1 (or :meth:`trigger`): in ``service.test_mode`` each analyses one frame per camera
         self.manual_trigger = threading.Event()
         self.pipelines: list[CameraPipeline] = []
-        self.detector: PrototypeDetector | None = None
+        self.detector: AnyDetector | None = None
         self.sinks: list[ActionSink] = []
         self.commands = CommandQueue()
         self.context = ServiceContext(

@@ -48,16 +48,16 @@ def export_onnx(net: EmbeddingNet, path: Path) -> None:
 
 
 class _FrameReader(CalibrationDataReader):
-    def __init__(self, frames: Sequence[np.ndarray]):
-        self._iter = iter([{"image": f[np.newaxis]} for f in frames])
+    def __init__(self, frames: Sequence[np.ndarray], input_name: str = "image"):
+        self._iter = iter([{input_name: f[np.newaxis]} for f in frames])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._iter, None)
 
 
-def quantize_int8(fp32: Path, int8: Path, frames: Sequence[np.ndarray]) -> None:
+def quantize_int8(fp32: Path, int8: Path, frames: Sequence[np.ndarray], input_name: str = "image") -> None:
     """Static QDQ quantization (uint8 activations, int8 per-channel weights) calibrated on ``frames``
-    (RGB uint8 at the model's input size)."""
+    (one input each without the batch axis: RGB uint8 at the model's input size for the embedding net)."""
     prepped = int8.with_suffix(".prep.onnx")
     quant_pre_process(str(fp32), str(prepped), skip_symbolic_shape=True)
     # the L2 normalisation at the end stays in float: quantizing it would cost accuracy for no speed
@@ -65,7 +65,7 @@ def quantize_int8(fp32: Path, int8: Path, frames: Sequence[np.ndarray]) -> None:
     quantize_static(
         str(prepped),
         str(int8),
-        _FrameReader(frames),
+        _FrameReader(frames, input_name),
         quant_format=QuantFormat.QDQ,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
