@@ -8,11 +8,12 @@ cd "$(dirname "$0")/.."
 if [ -z "${PY:-}" ]; then
   if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python; fi
 fi
-if ! "$PY" -c 'import ruff, mypy, pytest' 2>/dev/null; then
+if ! "$PY" -c 'import ruff, mypy, pytest, xdist' 2>/dev/null; then
   echo "scripts/test.sh: run first: $PY -m pip install -e '.[dev,litert,systemd,cloud,train]'" >&2
   exit 2
 fi
 "$PY" -m ruff check appliance tests scripts
 "$PY" -m ruff format --check appliance tests scripts
 "$PY" -m mypy
-exec "$PY" -m pytest -q -p no:cacheprovider "$@"
+# two workers: the soak and the SD image on one, every other test in order on the other (tests/conftest.py)
+exec "$PY" -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup "$@"
