@@ -115,6 +115,7 @@ CREDENTIAL_FILES: dict[str, str] = {
     "printer_api_key": "printer.api_key",
     "octoprint_api_key": "printer.api_key",
     "moonraker_api_key": "printer.api_key",
+    "api_token": "api.token",
 }
 
 

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from appliance.config.api import ApiConfig
 from appliance.config.base import StrictModel
 from appliance.config.cloud import CloudConfig
 from appliance.config.hardware import HardwareConfig
@@ -151,6 +152,7 @@ class LayerwatchConfig(StrictModel):
     printer: PrinterConfig | None = Field(
         None, description="The linked printer (OctoPrint or Moonraker), paused or cancelled on a failure."
     )
+    api: ApiConfig = Field(default_factory=ApiConfig)
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> LayerwatchConfig:

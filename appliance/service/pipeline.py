@@ -29,7 +29,8 @@ from appliance.detector import (
     load_calibration,
     save_calibration,
 )
-from appliance.detector.camera_learner import CameraLearner
+from appliance.detector.camera_learner import Answer, CameraLearner
+from appliance.detector.ignore_zones import IgnoreMask, Zone, load_zones, save_zones
 from appliance.detector.prototype_detector import CameraScoring
 from appliance.errors import EndOfStreamError, SourceError
 from appliance.service.camera_answers import CameraAnswers
@@ -129,6 +130,7 @@ class CameraPipeline:
         #: state files of this camera that could not be read and were set aside (shown in the state
         #: payload as ``problems`` and sent once as a ``state_file_set_aside`` device event)
         self.problems: list[str] = []
+        self.ignore = IgnoreMask(load_zones(state_dir, self.name, report=self.problems.append))
         self.reload_calibration()
 
     def reload_calibration(self) -> None:
@@ -141,6 +143,7 @@ class CameraPipeline:
         self.scoring = self.detector.scoring_for(calibration, stored)
         self.answers.learner = self.scoring.learner
         self.answers.learner.camera = self.name
+        self.scoring.ignore = self.ignore
         logger.info(
             "camera %s: %s, learner %s, threshold %.3f, uncertain band %.3f",
             self.name,
@@ -164,25 +167,49 @@ class CameraPipeline:
         """The linked printer's job ended (completed or not): what the camera learns from it."""
         return self.answers.print_ended(completed)
 
-    def recalibrate(self, keepalive: Callable[[], None] = lambda: None) -> bool:
-        """Capture ``calibration.frames`` fresh frames from this camera (``calibration.interval_s``
-        apart), store them as its calibration and use it at once. Returns False if the camera
-        could not deliver; the old calibration then stays."""
-        wanted, pause = self.config.calibration.frames, self.config.calibration.interval_s
-        frames: list[np.ndarray] = []
+    def set_ignore_zones(self, zones: tuple[Zone, ...]) -> None:
+        """Store the camera's ignore zones and score the next frame with them."""
+        try:
+            save_zones(self.state_dir, self.name, zones)
+        except OSError as exc:  # still used until the restart
+            logger.error("camera %s: cannot store the ignore zones: %s", self.name, exc)
+        self.ignore = IgnoreMask(zones)
+        self.scoring.ignore = self.ignore
+        logger.info("camera %s: %d ignore zone(s)", self.name, len(zones))
+
+    def add_examples(self, images: list[np.ndarray], label: str) -> int:
+        """Uploaded pictures of this camera (``label`` ok or failure) become answers of its learner."""
+        answers = []
+        for image in images:
+            features = self.detector.analyse(image, self.scoring).features
+            if features is not None:
+                answers.append(Answer(label, "user", features.phi, features.s0, frame_id="upload"))
+        if answers:
+            self.answers.learner.add(answers)
+            self.answers._save()
+        logger.info("camera %s: %d uploaded %s example(s) learned", self.name, len(answers), label)
+        return len(answers)
+
+    def recalibrate(self, keepalive: Callable[[], None] = lambda: None, frames: int | None = None) -> bool:
+        """Capture ``frames`` (default ``calibration.frames``) fresh frames from this camera
+        (``calibration.interval_s`` apart; ignore zones painted over), store them as its calibration
+        and use it at once. Returns False if the camera could not deliver; the old one then stays."""
+        wanted, pause = frames or self.config.calibration.frames, self.config.calibration.interval_s
+        captured: list[np.ndarray] = []
         deadline = time.monotonic() + wanted * (pause + 5)
-        while len(frames) < wanted and time.monotonic() < deadline:
+        while len(captured) < wanted and time.monotonic() < deadline:
             keepalive()
             try:
-                frames.append(self.source.read(timeout_s=2.0).image)
+                image = self.source.read(timeout_s=2.0).image
+                captured.append(self.ignore.apply(image, self.detector.input_size) if self.ignore else image)
             except SourceError as exc:
                 logger.warning("camera %s: recalibration frame failed: %s", self.name, exc)
                 continue
             time.sleep(pause)
-        if len(frames) < wanted:
-            logger.error("camera %s: recalibration got only %d frames", self.name, len(frames))
+        if len(captured) < wanted:
+            logger.error("camera %s: recalibration got only %d frames", self.name, len(captured))
             return False
-        save_calibration(build_calibration(self.detector, self.name, frames), self.state_dir)
+        save_calibration(build_calibration(self.detector, self.name, captured), self.state_dir)
         self.reload_calibration()
         return True
 
@@ -290,6 +317,8 @@ class CameraPipeline:
             "fps": round(self.fps, 2),
             "analysed": self.analysed,
             "calibrated": self.scoring.calibration is not None,
+            "calibration": self.scoring.calibration.summary if self.scoring.calibration else None,
+            "ignore_zones": [z.to_json() for z in self.ignore.zones],
             "frame_id": self.last_frame_id,
             "learner": self.scoring.learner.summary(),
             "problems": list(self.problems),

@@ -24,6 +24,7 @@ SINK_MODULES = (
     "appliance.actions.notifiers",  # Discord, Telegram
     "appliance.actions.printer_control",  # OctoPrint, Moonraker
     "appliance.hardware.board_sink",  # status LED, buzzer, relay, button
+    "appliance.api",  # the local web console and HTTP API
 )
 
 
