@@ -38,6 +38,7 @@ def build_app(sink: ApiSink) -> FastAPI:
     )
     app.state.sink = sink
     app.state.auth = sink.auth
+    app.include_router(routes_status.health_router)
     app.include_router(routes_status.router)
     app.include_router(routes_control.router)
     app.include_router(routes_bridge.router)
