@@ -102,8 +102,8 @@ class ApiSink:
         if not alert.repeat:
             countdown = self.config.alarm.countdown_s
             with self._lock:
-                self.countdowns[camera] = {"alert": alert.id, "countdown_s": countdown,
-                                           "deadline": time.time() + countdown}  # fmt: skip
+                self.countdowns[camera] = {"alert": alert.id, "score": round(alert.score, 4),
+                                           "countdown_s": countdown, "deadline": time.time() + countdown}  # fmt: skip
         self.events.publish("alert", {**entry, "countdown": self.countdown(camera)})
 
     def on_command(self, command: Command) -> None:

@@ -57,8 +57,7 @@ function render() {
     state.alert = active;
     state.deadline = Date.now() + active.remaining_s * 1000;
     $("alert-camera").textContent = active.camera;
-    const owner = state.status.cameras.find((c) => c.name === active.camera);
-    $("alert-score").textContent = owner && owner.score !== undefined ? Number(owner.score).toFixed(2) : "-";
+    $("alert-score").textContent = Number(active.score).toFixed(2);
     $("alert").hidden = false;
     $("pause-print").hidden = $("cancel-print").hidden = !state.status.printer_action;
   } else {
