@@ -74,7 +74,9 @@ class RunningService:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return requests.get(self.url + path, headers=headers, timeout=10, **kwargs)  # type: ignore[arg-type]
 
-    def post(self, path: str, json: object = None, token: str | None = TOKEN, **kwargs: object) -> requests.Response:
+    def post(
+        self, path: str, json: object = None, token: str | None = TOKEN, **kwargs: object
+    ) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return requests.post(self.url + path, json=json, headers=headers, timeout=10, **kwargs)  # type: ignore[arg-type]
 
@@ -122,7 +124,9 @@ def api_service(work: Path, api_extra: str = "", env: dict[str, str] | None = No
         calibrate_scene(state)
     replay = replay_scene(work / "replay") if not (work / "replay").exists() else work / "replay"
     port = free_port()
-    config = write_api_config(work, replay, port, api_extra=api_extra, interval=interval, cooldown_s=cooldown_s)
+    config = write_api_config(
+        work, replay, port, api_extra=api_extra, interval=interval, cooldown_s=cooldown_s
+    )
     creds = work / "creds"
     creds.mkdir(exist_ok=True)
     (creds / "api_token").write_text(TOKEN + "\n")

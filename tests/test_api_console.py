@@ -24,7 +24,9 @@ pytestmark = [
 
 
 def _counter(metrics: str, decision: str) -> float:
-    match = re.search(rf'layerwatch_decisions_total{{camera="printer",decision="{decision}"}} ([0-9.e+]+)', metrics)
+    match = re.search(
+        rf'layerwatch_decisions_total{{camera="printer",decision="{decision}"}} ([0-9.e+]+)', metrics
+    )
     return float(match.group(1)) if match else 0.0
 
 
@@ -44,7 +46,9 @@ def test_console_live_view_alert_acknowledge_and_ignore_zone(tmp_path: Path):
             page.goto(service.url + "/")
             # the live view (MJPEG) shows a frame, with decision and score
             page.wait_for_function("document.getElementById('live').naturalWidth > 0", timeout=30000)
-            page.wait_for_function("document.getElementById('score').textContent !== 'score -'", timeout=30000)
+            page.wait_for_function(
+                "document.getElementById('score').textContent !== 'score -'", timeout=30000
+            )
             shots.append(tmp_path / "console-live.png")
             page.screenshot(path=str(shots[-1]), full_page=True)
 
@@ -80,9 +84,10 @@ def test_console_live_view_alert_acknowledge_and_ignore_zone(tmp_path: Path):
             page.mouse.up()
             page.click("#zones-save")
             page.wait_for_function("document.getElementById('zones-status').textContent.startsWith('1 zone')")
-            zones = service.wait(lambda: service.get("/api/cameras/printer/ignore_zones").json()["zones"],
-                                 timeout=10, what="stored zone")  # fmt: skip
-            assert len(zones) == 1 and zones[0]["x0"] > 0.5 and zones[0]["y0"] < 0.05 and zones[0]["y1"] > 0.45
+            zones = service.wait(lambda: service.camera()["ignore_zones"], timeout=10, what="stored zone")
+            assert (
+                len(zones) == 1 and zones[0]["x0"] > 0.5 and zones[0]["y0"] < 0.05 and zones[0]["y1"] > 0.45
+            )
             shots.append(tmp_path / "console-zone.png")
             page.screenshot(path=str(shots[-1]), full_page=True)
 
@@ -95,7 +100,9 @@ def test_console_live_view_alert_acknowledge_and_ignore_zone(tmp_path: Path):
                          timeout=60, what="three more replay loops")  # fmt: skip
             after = service.get("/metrics").text
             assert _counter(before, "failure") > 0  # the same frames were failures before the zone
-            assert _counter(after, "failure") == _counter(before, "failure"), "a failure inside the zone counted"
+            assert _counter(after, "failure") == _counter(before, "failure"), (
+                "a failure inside the zone counted"
+            )
             assert len(service.get("/api/alerts").json()) == alerts_before
             page.click("nav button[data-tab=live]")
             page.wait_for_timeout(1500)

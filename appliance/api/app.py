@@ -38,12 +38,14 @@ def build_app(sink: ApiSink) -> FastAPI:
     )
     app.state.sink = sink
     app.state.auth = sink.auth
+    # the schema says what is true for this configuration: reads need the token only with protect_reads
+    reads = [Depends(read_access)] if sink.api.protect_reads else []
     app.include_router(routes_status.health_router)
-    app.include_router(routes_status.router)
+    app.include_router(routes_status.router, dependencies=reads)
     app.include_router(routes_control.router)
-    app.include_router(routes_bridge.router)
+    app.include_router(routes_bridge.router, dependencies=reads)
 
-    @app.get("/metrics", tags=["status"], dependencies=[Depends(read_access)], response_class=Response,
+    @app.get("/metrics", tags=["status"], dependencies=reads, response_class=Response,
              responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})  # fmt: skip
     def metrics() -> Response:
         """Prometheus text format."""

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
-from appliance.api.auth import read_access
-from appliance.api.routes_status import JPEG, sink_of
+from appliance.api.routes_status import JPEG, READ_ERRORS, sink_of
 
-router = APIRouter(prefix="/api", tags=["bridge"], dependencies=[Depends(read_access)])
+router = APIRouter(prefix="/api", tags=["bridge"], responses=READ_ERRORS)  # app.py adds the read dependency
 
 
 def _ids(request: Request) -> dict[str, str]:

@@ -24,11 +24,18 @@ from appliance.detector.ignore_zones import MAX_ZONES, parse_zones
 from appliance.errors import CommandRejectedError
 from appliance.service.commands import Command, CommandKind
 
-router = APIRouter(prefix="/api", tags=["control"], dependencies=[Depends(control_access)])
-DENIED: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or wrong bearer token"}}
+DENIED: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Malformed request body"},
+    401: {"description": "Missing or wrong bearer token"},
+    404: {"description": "Unknown camera or command"},
+    413: {"description": "Upload too large"},
+    422: {"description": "Invalid parameters or payload"},
+}
+router = APIRouter(prefix="/api", tags=["control"], dependencies=[Depends(control_access)], responses=DENIED)
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 IMAGE_TYPES = ("image/jpeg", "image/png")
 BINARY = {"type": "string", "format": "binary"}
+UPLOAD_BODY = {"requestBody": {"required": True, "content": {t: {"schema": BINARY} for t in IMAGE_TYPES}}}
 SIMPLE = {
     "acknowledge": CommandKind.ACKNOWLEDGE,
     "pause": CommandKind.PAUSE,
@@ -85,22 +92,22 @@ def _simple(word: str, kind: CommandKind) -> None:
 
     endpoint.__name__ = f"control_{word}"
     endpoint.__doc__ = f"Queue the ``{kind.value}`` command (see appliance.service.commands)."
-    router.post(f"/control/{word}", status_code=202, responses=DENIED)(endpoint)
+    router.post(f"/control/{word}", status_code=202)(endpoint)
 
 
 for _word, _kind in SIMPLE.items():
     _simple(_word, _kind)
 
 
-@router.post("/cameras/{name}/calibrate", status_code=202, responses=DENIED)
+@router.post("/cameras/{name}/calibrate", status_code=202)
 def calibrate(request: Request, name: str, body: Calibrate | None = None) -> Accepted:
     """Capture N normal frames now and make them the camera's calibration (the loop pauses meanwhile)."""
     return submit(request, CommandKind.RECALIBRATE, name, {"frames": body.frames if body else None})
 
 
 @router.post(
-    "/cameras/{name}/examples", status_code=202, responses=DENIED,
-    openapi_extra={"requestBody": {"required": True, "content": {t: {"schema": BINARY} for t in IMAGE_TYPES}}},
+    "/cameras/{name}/examples", status_code=202,
+    openapi_extra=UPLOAD_BODY,
 )  # fmt: skip
 async def examples(
     request: Request, name: str, label: Literal["failure", "ok"] = Query("failure")
@@ -116,18 +123,21 @@ async def examples(
     return submit(request, CommandKind.ADD_EXAMPLES, name, {"label": label, "images": [image]})
 
 
-@router.put("/cameras/{name}/ignore_zones", status_code=202, responses=DENIED)
+@router.put("/cameras/{name}/ignore_zones", status_code=202)
 def set_ignore_zones(request: Request, name: str, body: Zones) -> Accepted:
-    """Replace the camera's ignore zones (an empty list removes them); the detector paints them over."""
+    """Replace the camera's ignore zones (an empty list removes them); the detector paints them over.
+    Zones without area are dropped. The zones in use are in ``GET /api/status`` (``ignore_zones``)."""
+    known_camera(request, name)
+    drawn = [z.model_dump() for z in body.zones if abs(z.x1 - z.x0) >= 1e-3 and abs(z.y1 - z.y0) >= 1e-3]
     try:
-        zones = parse_zones([z.model_dump() for z in body.zones])
+        zones = parse_zones(drawn)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     return submit(request, CommandKind.IGNORE_ZONES, name, zones)
 
 
-@router.post("/commands/{word}", status_code=202, responses=DENIED)
-@router.post("/cameras/{name}/commands/{word}", status_code=202, responses=DENIED)
+@router.post("/commands/{word}", status_code=202)
+@router.post("/cameras/{name}/commands/{word}", status_code=202)
 def mqtt_word(request: Request, word: str, body: Payload | None = None, name: str | None = None) -> Accepted:
     """Any MQTT command word with its MQTT payload, e.g. ``false_alarm`` (alert id or empty),
     ``real_failure``, ``label`` (``<frame id> ok|failure``), ``withdraw``, ``monitoring`` (ON/OFF)."""

@@ -9,20 +9,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
 
-from appliance.api.auth import read_access
 from appliance.api.events import BOUNDARY, mjpeg_frames
 from appliance.sources.redact import MASK, redact_url
 
 if TYPE_CHECKING:
     from appliance.api.sink import ApiSink
 
-router = APIRouter(prefix="/api", tags=["status"], dependencies=[Depends(read_access)])
-health_router = APIRouter(prefix="/api", tags=["status"])  # open even with api.protect_reads
 Responses = dict[int | str, dict[str, Any]]
-JPEG: Responses = {200: {"content": {"image/jpeg": {}}, "description": "A JPEG picture."}}
+#: every read endpoint may answer these (401 only with api.protect_reads)
+READ_ERRORS: Responses = {
+    400: {"description": "Malformed request"},
+    404: {"description": "Unknown camera, alert or printer"},
+    422: {"description": "Invalid parameters"},
+}
+router = APIRouter(prefix="/api", tags=["status"], responses=READ_ERRORS)  # app.py adds the read dependency
+health_router = APIRouter(prefix="/api", tags=["status"])  # open even with api.protect_reads
+JPEG: Responses = {
+    200: {"content": {"image/jpeg": {}}, "description": "A JPEG picture."},
+    503: {"description": "No frame analysed yet"},
+}
 NOT_FOUND: Responses = {404: {"description": "Unknown camera or alert"}}
 SECRET_WORDS = ("password", "token", "api_key", "webhook_url", "secret")
 
@@ -100,13 +108,6 @@ def alert_image(request: Request, alert_id: str) -> FileResponse:
     if path is None:
         raise HTTPException(404, "no such alert image")
     return FileResponse(path, media_type="image/jpeg")
-
-
-@router.get("/cameras/{name}/ignore_zones", responses=NOT_FOUND)
-def ignore_zones(request: Request, name: str) -> dict[str, Any]:
-    """The camera's ignore zones (normalised rectangles)."""
-    state = sink_of(request).context.state_of(known_camera(request, name))
-    return {"camera": name, "zones": state.get("ignore_zones", [])}
 
 
 @router.get("/config")

@@ -103,7 +103,8 @@ class ApiSink:
             countdown = self.config.alarm.countdown_s
             with self._lock:
                 self.countdowns[camera] = {"alert": alert.id, "score": round(alert.score, 4),
-                                           "countdown_s": countdown, "deadline": time.time() + countdown}  # fmt: skip
+                                           "countdown_s": countdown,
+                                           "deadline": time.time() + countdown}  # fmt: skip
         self.events.publish("alert", {**entry, "countdown": self.countdown(camera)})
 
     def on_command(self, command: Command) -> None:

@@ -125,8 +125,8 @@ function point(event) {
 }
 async function loadZones() {
   $("zone-frame").src = "/api/cameras/" + encodeURIComponent(state.camera) + "/frame.jpg?t=" + Date.now();
-  const data = await api("GET", "/api/cameras/" + encodeURIComponent(state.camera) + "/ignore_zones");
-  state.zones = data.zones; drawZones();
+  await refresh();
+  state.zones = (current() || {}).ignore_zones || []; drawZones();
   $("zones-status").textContent = state.zones.length + " zone(s) saved";
 }
 
