@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--model", type=Path, help="model manifest or file (default: shipped)")
     bench.add_argument("--frames", type=int, default=300, help="frames to time")
     bench.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
+    bench.add_argument("--api", choices=("on", "off"), default="on",
+                       help="run the service with the HTTP API on 127.0.0.1 (default, as installed) or without")  # fmt: skip
 
     evaluate = sub.add_parser("eval", help="accuracy on a labelled manifest (path,label,camera,role)")
     evaluate.add_argument("--manifest", type=Path, required=True)
@@ -162,7 +164,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from appliance.bench import run_bench
 
     setup_logging("warning")
-    figures = run_bench(args.model, args.frames)
+    figures = run_bench(args.model, args.frames, api=args.api == "on")
     for key, value in figures.items():
         print(f"{key:<24} {value}")
     if args.json:
