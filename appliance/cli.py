@@ -76,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--model", type=Path, help="model manifest or file (default: shipped)")
     bench.add_argument("--frames", type=int, default=300, help="frames to time")
     bench.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
-    bench.add_argument("--api", choices=("on", "off"), default="on",
-                       help="run the service with the HTTP API on 127.0.0.1 (default, as installed) or without")  # fmt: skip
+    bench.add_argument(
+        "--api", choices=("on", "off"), default="on", help="service with the HTTP API (default, as installed)"
+    )
 
     evaluate = sub.add_parser("eval", help="accuracy on a labelled manifest (path,label,camera,role)")
     evaluate.add_argument("--manifest", type=Path, required=True)

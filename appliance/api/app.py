@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from appliance.api import routes_bridge, routes_control, routes_status
-from appliance.api.auth import read_access
+from appliance.api.access import read_access
 
 if TYPE_CHECKING:
     from appliance.api.sink import ApiSink

@@ -7,8 +7,9 @@ page on another site cannot press a button). A wrong or missing token is a 401; 
 returned or logged.
 
 The token: ``api.token`` (or the systemd credential ``api_token``), else the one in
-``<state_dir>/api_token``, generated (``secrets.token_urlsafe``) and written there with mode 0600 at
-the first start.
+``<state_dir>/api_token``, generated (``secrets.token_urlsafe``) and written there with mode 0600 at the
+first start. This module holds it without importing FastAPI (the service builds its sinks before the web
+stack loads, on the server's thread); the FastAPI dependencies are in :mod:`appliance.api.access`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,6 @@ from __future__ import annotations
 import logging
 import secrets
 from pathlib import Path
-from typing import Annotated
-
-from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from appliance.config.api import ApiConfig
 from appliance.state_files import atomic_write_text
@@ -28,7 +25,6 @@ logger = logging.getLogger(__name__)
 
 TOKEN_FILE = "api_token"
 COOKIE = "layerwatch_token"
-bearer = HTTPBearer(auto_error=False, description="The API token (api.token or <state_dir>/api_token)")
 
 
 def resolve_token(config: ApiConfig, state_dir: Path) -> str:
@@ -60,33 +56,3 @@ class TokenAuth:
 
     def valid(self, candidate: str | None) -> bool:
         return candidate is not None and secrets.compare_digest(candidate.encode(), self._token)
-
-    def require(
-        self, request: Request, credentials: HTTPAuthorizationCredentials | None, control: bool
-    ) -> None:
-        if not control and not self.protect_reads:
-            return
-        if (
-            credentials is not None
-            and credentials.scheme.lower() == "bearer"
-            and self.valid(credentials.credentials)
-        ):
-            return
-        if not control and self.valid(request.cookies.get(COOKIE)):
-            return
-        raise HTTPException(
-            status_code=401, detail="a valid API token is needed", headers={"WWW-Authenticate": "Bearer"}
-        )
-
-
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-
-
-def read_access(request: Request, credentials: Credentials) -> None:
-    """Dependency of every read endpoint."""
-    request.app.state.auth.require(request, credentials, control=False)
-
-
-def control_access(request: Request, credentials: Credentials) -> None:
-    """Dependency of every control endpoint."""
-    request.app.state.auth.require(request, credentials, control=True)

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from appliance.actions.mqtt.commands import COMMANDS, parse_command
-from appliance.api.auth import control_access
+from appliance.api.access import control_access
 from appliance.api.routes_status import known_camera, sink_of
 from appliance.detector.ignore_zones import MAX_ZONES, parse_zones
 from appliance.errors import CommandRejectedError

@@ -67,10 +67,9 @@ class ApiSink:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
-        from appliance.api.app import build_app
         from appliance.api.server import ApiServer
 
-        self.server = ApiServer(build_app(self), self.api.host, self.api.port, self.events)
+        self.server = ApiServer(self, self.api.host, self.api.port)
         self.server.start()
 
     def stop(self) -> None:
