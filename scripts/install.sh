@@ -26,7 +26,7 @@ KEEP_DATA=0
 USER_NAME=layerwatch
 GROUPS_NEEDED=(video gpio)
 UNITS=(layerwatch.service layerwatch-fan.service)
-CREDENTIALS=(discord_webhook_url mqtt_username mqtt_password rtsp_url aws_credentials telegram_bot_token printer_api_key)
+CREDENTIALS=(discord_webhook_url mqtt_username mqtt_password rtsp_url aws_credentials telegram_bot_token printer_api_key api_token)
 
 usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
 
