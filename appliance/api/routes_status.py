@@ -32,7 +32,7 @@ JPEG: Responses = {
     503: {"description": "No frame analysed yet"},
 }
 NOT_FOUND: Responses = {404: {"description": "Unknown camera or alert"}}
-SECRET_WORDS = ("password", "token", "api_key", "webhook_url", "secret")
+SECRET_WORDS = ("password", "token", "api_key", "webhook_url", "secret", "username")
 
 
 def sink_of(request: Request) -> ApiSink:
