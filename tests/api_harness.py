@@ -115,7 +115,7 @@ def write_api_config(work: Path, replay: Path, port: int, extra: str = "", inter
 @contextmanager
 def api_service(work: Path, api_extra: str = "", env: dict[str, str] | None = None, calibrated: bool = True,
                 interval: float = 0.1, cooldown_s: float = 3.0, state_from: Path | None = None,
-                ) -> Iterator[RunningService]:  # fmt: skip
+                extra: str = "") -> Iterator[RunningService]:  # fmt: skip
     """Start the service (token from the systemd credential ``api_token``) and wait for ``/api/``."""
     state = work / "state"
     if state_from is not None and not state.exists():
@@ -125,7 +125,7 @@ def api_service(work: Path, api_extra: str = "", env: dict[str, str] | None = No
     replay = replay_scene(work / "replay") if not (work / "replay").exists() else work / "replay"
     port = free_port()
     config = write_api_config(
-        work, replay, port, api_extra=api_extra, interval=interval, cooldown_s=cooldown_s
+        work, replay, port, extra=extra, api_extra=api_extra, interval=interval, cooldown_s=cooldown_s
     )
     creds = work / "creds"
     creds.mkdir(exist_ok=True)
