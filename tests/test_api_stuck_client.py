@@ -48,7 +48,10 @@ def test_stuck_mjpeg_clients_do_not_slow_the_analysis_loop(tmp_path: Path):
         try:
             time.sleep(2.0)  # their socket buffers fill; the server's writes to them now wait
             during = _rate(service)
-            print(f"frames/s before {before:.1f}, during {during:.1f} with {len(stuck)} stuck clients")
+            status = Path(f"/proc/{service.proc.pid}/status").read_text()
+            peak_mb = int(status.split("VmHWM:")[1].split()[0]) / 1024
+            print(f"frames/s before {before:.1f}, during {during:.1f} with {len(stuck)} stuck clients; "
+                  f"service peak RSS {peak_mb:.1f} MB")  # fmt: skip
             assert before > 2
             assert during >= 0.5 * before, (before, during)
             assert service.get("/api/").text == "OK"  # and the API still answers others
