@@ -3,7 +3,9 @@
 The scene: a printer bed with a yellow part in the middle; a failure is a red blob in the top right
 corner (where a bed clip would sit). The camera is calibrated with normal frames and failure examples of
 that scene, and the replay loops ``normal`` normal frames then ``failures`` failure frames, so the real
-pipeline raises an alert on every loop, and an ignore zone over the corner suppresses it.
+pipeline raises an alert in the first loop (and, with the default 600 s cooldown, no second one while a
+test acknowledges it), every loop's failure frames are failure decisions, and an ignore zone over the
+corner suppresses them.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ class RunningService:
 
 
 def write_api_config(work: Path, replay: Path, port: int, extra: str = "", interval: float = 0.1,
-                     api_extra: str = "", cooldown_s: float = 3.0) -> Path:  # fmt: skip
+                     api_extra: str = "", cooldown_s: float = 600.0) -> Path:  # fmt: skip
     config = work / "layerwatch.toml"
     config.write_text(
         f'[service]\nstate_dir = "{work / "state"}"\nanalysis_interval_s = {interval}\n'
@@ -114,7 +116,7 @@ def write_api_config(work: Path, replay: Path, port: int, extra: str = "", inter
 
 @contextmanager
 def api_service(work: Path, api_extra: str = "", env: dict[str, str] | None = None, calibrated: bool = True,
-                interval: float = 0.1, cooldown_s: float = 3.0, state_from: Path | None = None,
+                interval: float = 0.1, cooldown_s: float = 600.0, state_from: Path | None = None,
                 extra: str = "") -> Iterator[RunningService]:  # fmt: skip
     """Start the service (token from the systemd credential ``api_token``) and wait for ``/api/``."""
     state = work / "state"

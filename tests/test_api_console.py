@@ -39,13 +39,15 @@ def test_console_live_view_alert_acknowledge_and_ignore_zone(tmp_path: Path):
     sync_api = pytest.importorskip("playwright.sync_api")
     shots = []
     with api_service(tmp_path) as service, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        # generous timeouts: a cold Chromium on a busy 2-core machine can take long to start
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=120000)
         try:
             page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=1)  # a phone
+            page.set_default_timeout(60000)
             page.add_init_script(f"localStorage.setItem('layerwatchToken', '{TOKEN}')")
             page.goto(service.url + "/")
             # the live view (MJPEG) shows a frame, with decision and score
-            page.wait_for_function("document.getElementById('live').naturalWidth > 0", timeout=30000)
+            page.wait_for_function("document.getElementById('live').naturalWidth > 0", timeout=60000)
             page.wait_for_function(
                 "document.getElementById('score').textContent !== 'score -'", timeout=30000
             )
@@ -57,24 +59,24 @@ def test_console_live_view_alert_acknowledge_and_ignore_zone(tmp_path: Path):
             page.wait_for_function("/^\\d+$/.test(document.getElementById('countdown').textContent)")
             first = int(page.inner_text("#countdown"))
             page.wait_for_function(f"Number(document.getElementById('countdown').textContent) < {first}",
-                                   timeout=5000)  # fmt: skip
+                                   timeout=15000)  # fmt: skip
             assert 0 < first <= 120
-            page.wait_for_function("document.getElementById('alert-image').naturalWidth > 0", timeout=10000)
+            page.wait_for_function("document.getElementById('alert-image').naturalWidth > 0", timeout=30000)
             shots.append(tmp_path / "console-alert.png")
             page.screenshot(path=str(shots[-1]), full_page=True)
             alert_id = service.get("/api/alerts").json()[0]["id"]
 
             # acknowledge stops it: the panel goes, the history says so
             page.click("#ack")
-            page.wait_for_selector("#alert", state="hidden", timeout=10000)
+            page.wait_for_selector("#alert", state="hidden", timeout=30000)
             acknowledged = next(a for a in service.get("/api/alerts").json() if a["id"] == alert_id)
             assert acknowledged["acknowledged"]
             page.click("nav button[data-tab=history]")
-            page.wait_for_selector("#history img", timeout=10000)
+            page.wait_for_selector("#history img", timeout=30000)
 
             # draw an ignore zone over the top right corner of the frame and save it
             page.click("nav button[data-tab=zones]")
-            page.wait_for_function("document.getElementById('zone-frame').naturalWidth > 0", timeout=10000)
+            page.wait_for_function("document.getElementById('zone-frame').naturalWidth > 0", timeout=30000)
             box = page.locator("#zone-canvas").bounding_box()
             assert box is not None and box["width"] > 100
             page.mouse.move(box["x"] + box["width"] * 0.55, box["y"] + 1)
