@@ -136,7 +136,8 @@ def api_service(work: Path, api_extra: str = "", env: dict[str, str] | None = No
     base = {k: v for k, v in os.environ.items() if k not in ("RTSP_URL", "MQTT_BROKER_URL", "TEST_MODE")}
     proc = subprocess.Popen(  # the log goes to a file: a full pipe would stall the service
         [sys.executable, "-m", "appliance", "run", "--config", str(config)],
-        env={**base, "CREDENTIALS_DIRECTORY": str(creds), **(env or {})}, stdout=log, stderr=log, text=True,
+        env={**base, "CREDENTIALS_DIRECTORY": str(creds), "LAYERWATCH_API_LISTEN": f"127.0.0.1:{port}",
+             **(env or {})}, stdout=log, stderr=log, text=True,
     )  # fmt: skip
     running = RunningService(f"http://127.0.0.1:{port}", proc, state, config, work / "service.log")
     try:

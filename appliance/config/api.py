@@ -20,7 +20,8 @@ class ApiConfig(StrictModel):
     enabled: bool = Field(True, description="Serve the web console and the HTTP API.")
     listen: str = Field(
         "0.0.0.0:8080",
-        description="host:port to listen on (0.0.0.0: every interface; port 0: any free port, logged).",
+        description="host:port to listen on (0.0.0.0: every interface; port 0: any free port, logged; "
+        "env LAYERWATCH_API_LISTEN).",
     )
     token: SecretStr | None = Field(
         None,

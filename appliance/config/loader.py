@@ -103,6 +103,7 @@ ENV_OVERRIDES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "AI_CONFIDENCE_THRESHOLD": ("cloud.min_confidence", lambda n, v: v),
     "MQTT_TOPIC": ("mqtt.status_topic", lambda n, v: v),
     "LAYERWATCH_STATE_DIR": ("service.state_dir", lambda n, v: v),
+    "LAYERWATCH_API_LISTEN": ("api.listen", lambda n, v: v),
 }
 
 # credential file name -> config path (secrets never need to sit in the TOML file)
