@@ -119,6 +119,8 @@ def test_every_endpoint_token_rules_and_history_across_restart(tmp_path: Path):
         )
         refused = requests.post(examples, data=b"not a picture", headers=auth, timeout=10)
         assert refused.status_code == 422
+        too_big = requests.post(examples, data=b"\0" * (8 * 1024 * 1024 + 1), headers=auth, timeout=30)
+        assert too_big.status_code == 413
         assert service.post("/api/cameras/printer/calibrate", {"frames": 3}).status_code == 202
         service.wait(
             lambda: service.camera()["calibration"] == "3 normal + 0 failure frames", what="calibration"

@@ -114,9 +114,14 @@ async def examples(
 ) -> Accepted:
     """Upload one example picture of this camera (body: JPEG or PNG), learned as ``label``."""
     known_camera(request, name)
-    data = await request.body()
-    if len(data) > MAX_UPLOAD_BYTES:
+    declared = request.headers.get("content-length", "0")
+    if not declared.isdigit() or int(declared) > MAX_UPLOAD_BYTES:
         raise HTTPException(413, f"at most {MAX_UPLOAD_BYTES} bytes")
+    data = bytearray()
+    async for chunk in request.stream():  # never more than the limit in memory, whatever the header said
+        data.extend(chunk)
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise HTTPException(413, f"at most {MAX_UPLOAD_BYTES} bytes")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None or image.ndim != 3 or min(image.shape[:2]) < 16:
         raise HTTPException(422, "the body is not a JPEG or PNG picture of at least 16x16 pixels")
