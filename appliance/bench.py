@@ -11,6 +11,14 @@ Two measurements, both pinned to one CPU core:
    ``VmHWM``, sampled every 0.1 s: ``ru_maxrss`` would include this process's memory). It is started
    twice: the first start also times every model variant (``first_start_*``), later starts load
    the remembered fastest one.
+
+``--config FILE`` or ``--rtsp URL`` [``--mqtt URL``] measure the configuration a user runs instead
+of the demo (:func:`user_figures`): ``layerwatch run`` on that config for ``--seconds`` after
+``READY=1``, then SIGTERM; ``peak_rss_mb`` is its peak resident memory (``VmHWM``) and ``rss_mb``
+its resident memory at the end. With ``--rtsp`` the state directory is a fresh temporary one and
+the service is started twice (``first_start_*``: the start that times the model variants); with
+``--config`` the config's own state directory is used, so stop the running service first (two
+services on one broker take each other's MQTT client id).
 """
 
 from __future__ import annotations
@@ -183,3 +191,102 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return "unknown"
+
+
+def _run_for(config: Path, seconds: float, sock: socket.socket) -> dict[str, float | str]:
+    """One ``layerwatch run --config CONFIG`` child for ``seconds`` after ``READY=1`` (at most 120 s
+    to get there), then SIGTERM: seconds to READY, peak and final resident memory, last STATUS."""
+    env = {**os.environ, "NOTIFY_SOCKET": sock.getsockname()}
+    for name in ("RTSP_URL", "MQTT_BROKER_URL", "TEST_MODE"):
+        env.pop(name, None)
+    start = time.monotonic()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "appliance", "run", "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ready_at: float | None = None
+    status = ""
+    peak_kb = rss_kb = 0
+    sock.settimeout(0.1)
+    try:
+        while child.poll() is None:
+            now = time.monotonic()
+            if ready_at is None and now - start > 120:
+                break
+            if ready_at is not None and now - ready_at >= seconds:
+                break
+            peak_kb = max(peak_kb, _vm_hwm_kb(child.pid))
+            rss_kb = _vm_kb(child.pid, "VmRSS:") or rss_kb
+            try:
+                message = sock.recv(4096).decode(errors="replace")
+            except TimeoutError:
+                continue
+            if "READY=1" in message and ready_at is None:
+                ready_at = time.monotonic()
+            for line in message.splitlines():
+                if line.startswith("STATUS="):
+                    status = line[len("STATUS=") :]
+    finally:
+        if child.poll() is None:
+            child.terminate()
+        try:
+            child.wait(15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(5)
+    if ready_at is None:
+        raise RuntimeError(f"layerwatch run exited {child.returncode} or never sent READY=1")
+    return {
+        "ready_s": round(ready_at - start, 3),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "rss_mb": round(rss_kb / 1024, 1),
+        "status": status,
+    }
+
+
+def _vm_kb(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def rtsp_config(folder: Path, rtsp: str, mqtt: str | None) -> Path:
+    """A config as the README's RTSP + MQTT setup has it, with its state in ``folder``."""
+    config = folder / "layerwatch.toml"
+    text = f'[service]\nstate_dir = "{folder}"\nlog_level = "warning"\n'
+    if mqtt:
+        text += f'[mqtt]\nbroker_url = "{mqtt}"\ndevice_id = "layerwatch-bench"\n'
+    text += f'[[cameras]]\nname = "bench"\n[cameras.source]\ntype = "rtsp"\nurl = "{rtsp}"\n'
+    config.write_text(text)
+    return config
+
+
+def user_figures(
+    config: Path | None, rtsp: str | None, mqtt: str | None, seconds: float
+) -> dict[str, float | str]:
+    """Figures of ``layerwatch run`` on the user's config (``config``) or on an RTSP camera (and MQTT
+    broker) with a fresh state directory: first start, then a later start."""
+    figures: dict[str, float | str] = {"cpu": _cpu_name(), "seconds": seconds}
+    with (
+        tempfile.TemporaryDirectory(prefix="layerwatch-bench-") as tmp,
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock,
+    ):
+        sock.bind(str(Path(tmp) / "notify.sock"))
+        if config is not None:
+            figures["config"] = str(config)
+            figures.update(_run_for(config, seconds, sock))
+            return figures
+        assert rtsp is not None
+        made = rtsp_config(Path(tmp), rtsp, mqtt)
+        figures["mqtt"] = "on" if mqtt else "off"
+        first = _run_for(made, seconds, sock)
+        figures.update(_run_for(made, seconds, sock))
+    figures["first_start_ready_s"] = first["ready_s"]
+    figures["first_start_peak_rss_mb"] = first["peak_rss_mb"]
+    return figures

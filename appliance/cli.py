@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--frames", type=int, default=300, help="frames to time")
     bench.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     bench.add_argument(
+        "--config", type=Path, help="measure `layerwatch run` on this config (stop the service)"
+    )
+    bench.add_argument("--rtsp", help="measure `layerwatch run` on this RTSP camera URL (fresh state)")
+    bench.add_argument("--mqtt", help="with --rtsp: MQTT broker URL (mqtt://host:1883)")
+    bench.add_argument("--seconds", type=float, default=60.0, help="with --config/--rtsp: seconds to run")
+    bench.add_argument(
         "--api", choices=("on", "off"), default="on", help="service with the HTTP API (default, as installed)"
     )
 
@@ -162,10 +168,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from appliance.bench import run_bench
+    from appliance.bench import run_bench, user_figures
 
     setup_logging("warning")
-    figures = run_bench(args.model, args.frames, api=args.api == "on")
+    if args.config or args.rtsp:
+        figures = user_figures(args.config, args.rtsp, args.mqtt, args.seconds)
+    else:
+        figures = run_bench(args.model, args.frames, api=args.api == "on")
     for key, value in figures.items():
         print(f"{key:<24} {value}")
     if args.json:

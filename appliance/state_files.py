@@ -77,3 +77,37 @@ def set_aside(path: Path, reason: str) -> Path | None:
     fsync_folder(path.parent)
     logger.warning("set aside unreadable %s as %s: %s", path, target.name, reason)
     return target
+
+
+MAX_LEFTOVER_SCAN = 10000  # files looked at by clean_leftovers (a bound, not a limit anyone reaches)
+
+
+def is_leftover(path: Path) -> bool:
+    """A temporary file of an interrupted write: ``.<name>.<random>.tmp`` (:func:`atomic_write_bytes`),
+    ``.tmp-*`` (earlier versions) or the storage probe; never a complete state file."""
+    name = path.name
+    temporary = name.endswith(".tmp") or name.startswith(".tmp-") or name == ".storage-probe"
+    return name.startswith(".") and temporary
+
+
+def clean_leftovers(state_dir: Path) -> list[Path]:
+    """Remove the temporary files a SIGKILL or power cut left under ``state_dir`` (at start-up, before
+    anything writes); returns what was removed. Each is logged: the complete file beside it is untouched."""
+    removed: list[Path] = []
+    if not state_dir.is_dir():
+        return removed
+    for n, path in enumerate(state_dir.rglob(".*")):
+        if n >= MAX_LEFTOVER_SCAN:
+            break
+        if path.is_file() and is_leftover(path):
+            try:
+                path.unlink()
+            except OSError as exc:
+                logger.warning("cannot remove leftover temporary file %s: %s", path, exc)
+                continue
+            removed.append(path)
+    if removed:
+        names = ", ".join(str(p.relative_to(state_dir)) for p in removed[:5])
+        logger.warning("removed %d temporary file(s) left by an interrupted write: %s%s", len(removed), names,
+                       " ..." if len(removed) > 5 else "")  # fmt: skip
+    return removed

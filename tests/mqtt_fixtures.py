@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import shutil
 import socket
@@ -64,9 +65,14 @@ def mosquitto(tmp_path: Path) -> Iterator[Broker]:
     data.mkdir()
     shutil.chown(data, user="mosquitto") if _has_user("mosquitto") else None
     config = tmp_path / "mosquitto.conf"
+    # started as root, mosquitto switches to the user ``user`` names (default: mosquitto), which cannot
+    # enter pytest's 0700 tmp_path: persistence then silently fails at shutdown ("Error saving
+    # in-memory database ... Permission denied") and a restarted broker forgets every persistent
+    # session, so a test of queued QoS 1 delivery passed only when the subscriber reconnected first.
+    # Staying the user that started it keeps the sessions (the option is ignored when not root).
     config.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-        f"persistence_location {data}/\nlog_dest stderr\n"
+        f"persistence_location {data}/\nlog_dest stderr\nuser {getpass.getuser()}\n"
     )
     broker = Broker(port, config)
     broker.start()

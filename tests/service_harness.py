@@ -52,13 +52,19 @@ def write_config(tmp_path: Path, clip: Path, extra: str = "", rate_fps: float = 
     return config
 
 
-def start_service(config: Path, env: dict[str, str] | None = None, *args: str) -> subprocess.Popen[str]:
-    """``layerwatch run --config CONFIG``; with ``LAYERWATCH_CONFIG`` in ``env`` no --config is given."""
+def start_service(
+    config: Path, env: dict[str, str] | None = None, *args: str, log: Path | None = None
+) -> subprocess.Popen[str]:
+    """``layerwatch run --config CONFIG``; with ``LAYERWATCH_CONFIG`` in ``env`` no --config is given.
+    With ``log`` its stdout and stderr go to that file (a long or chatty run would fill a pipe)."""
     if env and "LAYERWATCH_CONFIG" in env:
         cmd = [sys.executable, "-m", "appliance", "run", *args]
     else:
         cmd = [sys.executable, "-m", "appliance", "run", "--config", str(config), *args]
     base = {k: v for k, v in os.environ.items() if k not in ("RTSP_URL", "MQTT_BROKER_URL", "TEST_MODE")}
+    if log is not None:
+        with log.open("w") as out:
+            return subprocess.Popen(cmd, env={**base, **(env or {})}, stdout=out, stderr=out, text=True)
     return subprocess.Popen(
         cmd,
         env={**base, **(env or {})},

@@ -13,7 +13,7 @@ from appliance.decision import CameraState, Transition
 from appliance.errors import HardwareError
 from appliance.hardware.board import LayerwatchBoard
 from appliance.hardware.board_sink import BoardSink
-from appliance.hardware.status_patterns import ERROR, PATTERNS, PRIORITY, most_urgent, show
+from appliance.hardware.status_patterns import ERROR, PATTERNS, PRIORITY, STORAGE, most_urgent, show
 from tests.test_hardware_support import FakeClock, layerwatch_config, mock_factory, runs, service_context
 
 FULL = {
@@ -78,13 +78,13 @@ def _first_on_run(runs_: list[tuple[float, float]]) -> float | None:
 
 
 def test_every_state_has_its_rgb_pattern():
-    """All eight patterns at once on eight RGB LEDs (one wait covers every rhythm)."""
+    """All nine patterns at once on nine RGB LEDs (one wait covers every rhythm)."""
     factory = mock_factory()
     states = list(PATTERNS)
-    assert len(states) == 8 and ERROR in states
+    assert len(states) == 9 and ERROR in states and STORAGE in states
     leds = {}
     for i, state in enumerate(states):
-        pins = (2 + 3 * i, 3 + 3 * i, 4 + 3 * i)
+        pins = (1 + 3 * i, 2 + 3 * i, 3 + 3 * i)  # GPIO1..27: nine RGB LEDs
         leds[state] = (RGBLED(*pins, pwm=False, pin_factory=factory), pins)
     for _led, pins in leds.values():
         for pin in pins:

@@ -15,7 +15,7 @@ import pytest
 
 from appliance.config import load_config
 from appliance.service.runner import Service
-from tests.alert_scenario import calibrate, replay_folder, service_toml
+from tests.alert_scenario import PINNED, PINNED_BACKEND, calibrate, replay_folder, service_toml
 from tests.http_peers import serving
 from tests.mqtt_fixtures import Broker, Subscriber
 
@@ -67,7 +67,7 @@ def test_alert_everywhere_once_commands_and_discovery(
 ):
     caplog.set_level(logging.DEBUG)
     state = tmp_path / "state"
-    calibrate(state, tmp_path)
+    calibrate(state, tmp_path, detector_config=PINNED)  # on LiteRT these frames raise no alert
     replay = replay_folder(tmp_path / "replay", normal=4, failures=8)
     with serving() as discord, serving() as telegram, serving((204, None, {})) as octoprint:
         extra = (
@@ -75,7 +75,7 @@ def test_alert_everywhere_once_commands_and_discovery(
             f'[notify.discord]\nwebhook_url = "{discord.url}{HOOK}"\n'
             f'[notify.telegram]\nbot_token = "{TOKEN}"\nchat_id = "-1001"\napi_url = "{telegram.url}"\n'
             f'[alarm]\ncountdown_s = 3\n[printer]\ntype = "octoprint"\nurl = "{octoprint.url}"\n'
-            f'api_key = "{KEY}"\npoll_interval_s = 0\n'
+            f'api_key = "{KEY}"\npoll_interval_s = 0\n' + PINNED_BACKEND
         )
         path = tmp_path / "layerwatch.toml"
         path.write_text(service_toml(state, replay, extra, loop=True, interval=0.05))

@@ -25,7 +25,8 @@ def test_retained_state_legacy_status_and_last_will(tmp_path: Path, synthetic_cl
         watcher.subscribe(f"{BASE}/#")
         watcher.subscribe("printer/status")
         watcher.wait_for(f"{BASE}/available", lambda p: p == b"online")
-        state = json.loads(watcher.wait_for(f"{BASE}/printer/state", lambda p: b'"analysed"' in p))
+        # the state is published on a timer from the start: wait for one after the first frame
+        state = json.loads(watcher.wait_for(f"{BASE}/printer/state", lambda p: b'"decision"' in p))
         assert state["state"] in ("watching", "suspect", "failure", "cooldown")
         assert state["backend"].startswith(("onnxruntime", "litert"))
         legacy = json.loads(watcher.wait_for("printer/status"))

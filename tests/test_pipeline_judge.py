@@ -108,3 +108,20 @@ def test_always_mode_defaults_the_interval_to_10_s_and_keeps_a_set_one(tmp_path:
         load_config(None, {**environ, "LAYERWATCH_CONFIG": str(tmp_path / "x.toml")}).cloud.mode
         == "uncertain"
     )
+
+
+def test_always_mode_learns_only_from_verdicts_that_teach(tmp_path: Path, detector):
+    """cloud.mode = "always": a verdict that repeats a confident local one is not an answer (no
+    refit, no write per frame); a disagreement or an uncertain frame is."""
+    judge = RecordingJudge(True)
+    judge.mode = "always"  # type: ignore[attr-defined]
+    p = pipeline(tmp_path, detector, judge)
+    p.resolve(FRAME, det(Verdict.FAILURE))
+    assert p._judge_verdict is None  # agrees with a confident failure
+    p.resolve(FRAME, det(Verdict.OK))
+    assert p._judge_verdict is True  # disagrees: the learner is told
+    p.resolve(FRAME, det(Verdict.UNCERTAIN))
+    assert p._judge_verdict is True
+    judge.answer = False
+    p.resolve(FRAME, det(Verdict.OK))
+    assert p._judge_verdict is None

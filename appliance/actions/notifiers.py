@@ -29,10 +29,14 @@ def create_sinks(config: LayerwatchConfig, context: ServiceContext) -> list[Acti
     discord, telegram = config.notify.discord, config.notify.telegram
     if discord.enabled:
         policy = ChannelPolicy(discord.max_alerts_per_hour, discord.send_repeats)
-        channels.append((DiscordNotifier(discord, outbox / "discord"), policy))
+        discord_notifier = DiscordNotifier(discord, outbox / "discord")
+        discord_notifier.worker.outbox.storage = context.storage  # a full disk shows on state, light, systemd
+        channels.append((discord_notifier, policy))
     if telegram.enabled:
         policy = ChannelPolicy(telegram.max_alerts_per_hour, telegram.send_repeats)
-        channels.append((TelegramNotifier(telegram, outbox / "telegram"), policy))
+        telegram_notifier = TelegramNotifier(telegram, outbox / "telegram")
+        telegram_notifier.worker.outbox.storage = context.storage
+        channels.append((telegram_notifier, policy))
     elif telegram.bot_token is not None or telegram.chat_id:
         logger.warning("Telegram needs both notify.telegram.bot_token and chat_id: not enabled")
     return [AlertDispatcher(channels, context.commands)] if channels else []

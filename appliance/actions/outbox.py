@@ -15,6 +15,7 @@ for good (other 4xx) moves to ``rejected/``; one older than ``max_age_s`` is dro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -25,12 +26,18 @@ from pathlib import Path
 
 from appliance.actions.dispatcher import Notification
 from appliance.errors import DeliveryError, DeliveryRejectedError
+from appliance.service.storage_health import StorageHealth
 from appliance.state_files import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 5.0  # longest sleep with an empty outbox (put() wakes the worker at once)
 NOT_READY_WAIT_S = 0.5  # how often to look again while the channel is not ready (broker down)
+FLUSH_RETRY_S = 2.0  # how often entries held in memory (disk full) are tried on disk again
+CRASH_WAIT_S = 1.0  # pause before the delivery loop goes on after an unexpected error
+
+#: a waiting entry: its file on disk, or the stem (``<ns>-<key>``) of one held in memory
+Entry = Path | str
 
 
 def _check_types(notification: Notification) -> None:
@@ -48,29 +55,114 @@ def _check_types(notification: Notification) -> None:
 
 
 class Outbox:
-    """Notifications waiting for one channel, oldest first."""
+    """Notifications waiting for one channel, oldest first.
 
-    def __init__(self, folder: Path):
+    When a notification cannot be written (ENOSPC or any other ``OSError``: issue 14, defect 3) it is
+    held in memory instead, delivered by the same worker in the same order, and the failure is reported
+    to ``storage`` (MQTT state, status light, systemd status). No partial file is left (each write is
+    atomic and the image of an entry whose JSON failed is removed). The worker calls
+    :meth:`flush_memory` every ``FLUSH_RETRY_S``: once the disk takes the held entries again they move
+    back to disk (or, with all of them delivered meanwhile, a probe write succeeds) and the problem is
+    cleared. An entry is in memory or on disk, never both, so it is
+    delivered once; only a restart while the disk is still full loses what memory held (logged).
+    """
+
+    def __init__(self, folder: Path, storage: StorageHealth | None = None):
         self.folder = folder
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.storage = storage
+        self._memory: dict[str, Notification] = {}  # stem -> notification the disk would not take
+        self._disk_failed = False
         self._lock = threading.Lock()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a full disk at start: entries go to memory until it has room
+            logger.error("outbox %s: cannot create %s: %s", folder.name, folder, exc)
+
+    @property
+    def what(self) -> str:
+        return f"outbox {self.folder.name}"
 
     def put(self, notification: Notification) -> bool:
         """Store ``notification``; False if one with the same key is already waiting."""
         with self._lock:
-            if any(self.folder.glob(f"*-{notification.key}.json")):
+            key = notification.key
+            if any(s.endswith(f"-{key}") for s in self._memory) or any(self.folder.glob(f"*-{key}.json")):
                 return False
-            stem = f"{time.time_ns():020d}-{notification.key}"
-            if notification.image is not None:
-                atomic_write_bytes(self.folder / f"{stem}.jpg", notification.image)
-            atomic_write_bytes(self.folder / f"{stem}.json", json.dumps(notification.to_json()).encode())
+            stem = f"{time.time_ns():020d}-{key}"
+            if self._memory:  # keep the order: nothing goes to disk ahead of what memory holds
+                self._memory[stem] = notification
+                return True
+            try:
+                self._write(stem, notification)
+            except OSError as exc:
+                self._disk_failed = True
+                self._memory[stem] = notification
+                logger.error("outbox %s: cannot queue %s on disk (%s): held in memory, delivered from there",
+                             self.folder.name, key, exc)  # fmt: skip
+                if self.storage is not None:
+                    self.storage.failed(self.what, exc)
             return True
 
-    def pending(self) -> list[Path]:
-        return sorted(p for p in self.folder.glob("*.json") if not p.name.startswith("."))
+    def _write(self, stem: str, notification: Notification) -> None:
+        image = self.folder / f"{stem}.jpg"
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            if notification.image is not None:
+                atomic_write_bytes(image, notification.image)
+            atomic_write_bytes(self.folder / f"{stem}.json", json.dumps(notification.to_json()).encode())
+        except OSError:
+            with contextlib.suppress(OSError):
+                image.unlink(missing_ok=True)
+            raise
 
-    def load(self, path: Path) -> Notification | None:
-        """The notification in ``path``; None (and the file set aside) if it cannot be read."""
+    @property
+    def held_in_memory(self) -> int:
+        return len(self._memory)
+
+    @property
+    def disk_failed(self) -> bool:
+        """The last write failed and none has succeeded since (the worker keeps trying)."""
+        return self._disk_failed
+
+    def flush_memory(self) -> int:
+        """Move the entries held in memory to disk, oldest first; returns how many are still held. With
+        none held (all delivered from memory meanwhile) a small probe file tells whether the disk has room."""
+        with self._lock:
+            try:
+                if not self._memory:
+                    probe = self.folder / ".probe.tmp"
+                    atomic_write_bytes(probe, b"x" * 4096)
+                    probe.unlink()
+                for stem in sorted(self._memory):
+                    self._write(stem, self._memory[stem])
+                    del self._memory[stem]
+            except OSError:
+                return len(self._memory)
+            self._disk_failed = False
+        logger.warning("outbox %s: the disk takes entries again; queuing on disk resumed", self.folder.name)
+        if self.storage is not None:
+            self.storage.ok(self.what)
+        return 0
+
+    def pending(self) -> list[Path]:
+        """The entries on disk, oldest first."""
+        try:
+            return sorted(p for p in self.folder.glob("*.json") if not p.name.startswith("."))
+        except OSError:
+            return []
+
+    def entries(self) -> list[Entry]:
+        """Every waiting entry, oldest first: a path on disk or the stem of one held in memory."""
+        with self._lock:
+            held: list[Entry] = list(self._memory)
+        return sorted([*self.pending(), *held], key=lambda e: e.stem if isinstance(e, Path) else e)
+
+    def load(self, entry: Entry) -> Notification | None:
+        """The notification of ``entry``; None (and the file set aside) if it cannot be read."""
+        if not isinstance(entry, Path):
+            with self._lock:
+                return self._memory.get(entry)
+        path = entry
         try:
             data = json.loads(path.read_text())
             image_path = path.with_suffix(".jpg")
@@ -83,16 +175,30 @@ class Outbox:
             self.set_aside(path)
             return None
 
-    def remove(self, path: Path) -> None:
-        path.with_suffix(".jpg").unlink(missing_ok=True)
-        path.unlink(missing_ok=True)
+    def remove(self, entry: Entry) -> None:
+        if not isinstance(entry, Path):
+            with self._lock:
+                self._memory.pop(entry, None)
+            return
+        entry.with_suffix(".jpg").unlink(missing_ok=True)
+        entry.unlink(missing_ok=True)
 
-    def set_aside(self, path: Path) -> None:
+    def set_aside(self, entry: Entry) -> None:
+        if not isinstance(entry, Path):
+            with self._lock:
+                notification = self._memory.pop(entry, None)
+            if notification is not None:
+                logger.error("outbox %s: %s refused, held in memory only: dropped", self.folder.name, entry)
+            return
         rejected = self.folder / "rejected"
-        rejected.mkdir(exist_ok=True)
-        for part in (path, path.with_suffix(".jpg")):
-            if part.exists():
-                os.replace(part, rejected / part.name)
+        try:
+            rejected.mkdir(exist_ok=True)
+            for part in (entry, entry.with_suffix(".jpg")):
+                if part.exists():
+                    os.replace(part, rejected / part.name)
+        except OSError as exc:  # cannot move it (disk full, read-only): remove it, never block the queue
+            logger.error("outbox %s: cannot set %s aside (%s): removed", self.folder.name, entry.name, exc)
+            self.remove(entry)
 
 
 class OutboxWorker:
@@ -143,32 +249,49 @@ class OutboxWorker:
         self._wake.wait(seconds)
 
     def _run(self) -> None:
+        """The delivery loop; an unexpected error is logged and the loop goes on (the thread never dies
+        with alerts waiting: issue 14, defect 5)."""
         attempt = 0
+        last_flush = 0.0
         while not self._stop.is_set():
-            pending = self.outbox.pending()
-            if not pending:
-                self._sleep(IDLE_WAIT_S)
-                continue
-            if not self.ready():
-                self._stop.wait(NOT_READY_WAIT_S)
-                continue
-            path = pending[0]
-            notification = self.outbox.load(path)
-            if notification is None:
-                continue
-            age = time.time() - notification.created
-            if age > self.max_age_s:
-                logger.error("%s: %s undelivered for %.0f s: dropped", self.name, notification.key, age)
-                self.outbox.remove(path)
-                continue
-            attempt += 1
-            wait = self._attempt(path, notification, attempt)
-            if wait is None:
-                attempt = 0
-            elif not self._stop.is_set():
-                self._stop.wait(wait)
+            try:
+                held = self.outbox.held_in_memory or self.outbox.disk_failed
+                if held and time.monotonic() - last_flush >= FLUSH_RETRY_S:
+                    last_flush = time.monotonic()
+                    self.outbox.flush_memory()
+                attempt = self._once(attempt)
+            except Exception as exc:
+                self.failures += 1
+                logger.error("%s: delivery loop error: %s; going on", self.name, exc, exc_info=True)
+                self._stop.wait(CRASH_WAIT_S)
 
-    def _attempt(self, path: Path, notification: Notification, attempt: int) -> float | None:
+    def _once(self, attempt: int) -> int:
+        """Deliver (or wait for) the oldest entry; returns the attempt count for it."""
+        entries = self.outbox.entries()
+        if not entries:
+            self._sleep(FLUSH_RETRY_S if self.outbox.disk_failed else IDLE_WAIT_S)
+            return attempt
+        if not self.ready():
+            self._stop.wait(NOT_READY_WAIT_S)
+            return attempt
+        entry = entries[0]
+        notification = self.outbox.load(entry)
+        if notification is None:
+            return attempt
+        age = time.time() - notification.created
+        if age > self.max_age_s:
+            logger.error("%s: %s undelivered for %.0f s: dropped", self.name, notification.key, age)
+            self.outbox.remove(entry)
+            return attempt
+        attempt += 1
+        wait = self._attempt(entry, notification, attempt)
+        if wait is None:
+            return 0
+        if not self._stop.is_set():
+            self._stop.wait(wait)
+        return attempt
+
+    def _attempt(self, path: Entry, notification: Notification, attempt: int) -> float | None:
         """Try once; None when done with the file, else seconds to wait before the next try."""
         try:
             self.deliver(notification)

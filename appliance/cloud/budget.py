@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from appliance.config.cloud import BudgetConfig
-from appliance.state_files import atomic_write_text
+from appliance.state_files import atomic_write_text, set_aside
 
 logger = logging.getLogger(__name__)
 
@@ -122,14 +122,17 @@ class CallBudget:
             return
         try:
             data = json.loads(self.path.read_text())
+            if not isinstance(data, dict):
+                raise TypeError(f"a JSON object was expected, not {type(data).__name__}")
             calls = [float(t) for t in data.get("calls", [])]
             month = str(data["month"])
             spend = float(data["spend_usd"])
             month_calls = int(data.get("month_calls", 0))
             token_mean = float(data.get("token_usd_mean", 0.0))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            # refusing every call would be safe but silent; count from zero, loudly
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            # refusing every call would be safe but silent; count from zero, loudly, the file kept aside
             logger.error("cloud budget: %s unreadable (%s): counting from zero", self.path, exc)
+            set_aside(self.path, f"unreadable cloud budget: {exc}")
             return
         self.calls, self.month, self.spend_usd = calls, month, spend
         self.month_calls, self.token_usd_mean = month_calls, token_mean

@@ -43,6 +43,13 @@ class MqttConfig(StrictModel):
     telemetry_interval_s: float = Field(
         30.0, ge=1, le=3600, description="Seconds between messages on <prefix>/<device_id>/telemetry."
     )
+    state_interval_s: float = Field(
+        5.0,
+        ge=1,
+        le=300,
+        description="Seconds between republishes of each camera's retained state when nothing changes "
+        "(its time, camera_status and error stay this fresh even while no frame arrives).",
+    )
     max_events_per_hour: int = Field(
         60, ge=0, description="Most alert events sent on MQTT per hour (0: no limit); extra ones are dropped."
     )

@@ -6,8 +6,7 @@ Example manifest::
       "name": "layerwatch-lite0", "contract": 1,
       "input_size": [224, 224],            # width, height in px
       "patch_grid": [7, 7],                # rows, cols of patch_embeddings
-      "threshold": 0.5, "uncertain_band": 0.1,
-      "scoring": {...},                    # parameters read by appliance.detector.scoring
+      "threshold": 0.5, "uncertain_band": 0.1,   # the default camera's, before its learner sets them
       "prototypes": "layerwatch.prototypes.npz",   # generic ok/failure support embeddings
       "variants": [
         {"file": "layerwatch-int8.onnx", "format": "onnx", "precision": "int8"},
@@ -17,7 +16,8 @@ Example manifest::
 
 ``detector.model`` may name the manifest or one variant file; a variant file is matched to the
 manifest in its folder that lists it, so ``layerwatch eval --model models/layerwatch-fp32.onnx``
-runs exactly that file with the bundle's scoring.
+runs exactly that file with the bundle's prototypes and heads. Keys this contract does not read (an
+older bundle's ``scoring`` table) are ignored.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import hashlib
 import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,6 @@ class ModelBundle:
     uncertain_band: float
     variants: list[ModelVariant]
     prototypes: dict[str, np.ndarray]
-    scoring: dict[str, Any] = field(default_factory=dict)
     manifest_path: Path | None = None
 
     def fingerprint(self) -> str:
@@ -145,6 +144,5 @@ def load_bundle(model: Path | None = None) -> ModelBundle:
         uncertain_band=float(data.get("uncertain_band", 0.1)),
         variants=variants,
         prototypes=prototypes,
-        scoring=dict(data.get("scoring", {})),
         manifest_path=manifest_path,
     )

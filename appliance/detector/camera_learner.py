@@ -25,6 +25,7 @@ import io
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,7 +181,13 @@ class CameraLearner:
 
     @classmethod
     def load(
-        cls, state_dir: Path, camera: str, fingerprint: str, params: LearnerParams | None = None
+        cls,
+        state_dir: Path,
+        camera: str,
+        fingerprint: str,
+        params: LearnerParams | None = None,
+        report: Callable[[str], None] | None = None,
+        feature_dim: int | None = None,
     ) -> CameraLearner | None:
         """The camera's stored answers (not yet refitted), or None: no file, another model or format
         (warned), or a file that cannot be read (set aside)."""
@@ -216,8 +223,15 @@ class CameraLearner:
                             id=str(id_),
                         )
                     )
+            dims = {a.phi.shape for a in learner.answers}
+            expected = {(feature_dim,)} if feature_dim is not None else {d for d in dims if len(d) == 1}
+            if not dims <= expected or len(dims) > 1:  # another model's features, or mis-shaped arrays
+                raise ValueError(f"answers' features have shapes {sorted(dims)}, not ({feature_dim},)")
         except Exception as exc:  # any damage: truncated zip, bad CRC, missing or mis-shaped arrays
-            set_aside(path, f"cannot read the camera's answers: {exc!r}")
+            moved = set_aside(path, f"cannot read the camera's answers: {exc!r}")
+            if report is not None:
+                name = moved.name if moved else path.name
+                report(f"answers of {camera} unreadable ({type(exc).__name__}); set aside as {name}")
             return None
         return learner
 

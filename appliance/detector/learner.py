@@ -3,8 +3,8 @@
 Every frame becomes a feature vector ``phi`` (:func:`frame_features`): the frame's L2-normalised global
 embedding and the patch embedding of its most failure-like grid cell (by the generic cell head), each
 halved, so ``|phi| = 1`` for the global part plus the cell part alike. The generic model's own evidence for
-the frame is one number, the **prior logit** ``s0`` (the normal-only scoring table of the model bundle,
-:mod:`appliance.detector.scoring`, in logit units).
+the frame is one number, the **prior logit** ``s0``: the global failure head's logit
+(:mod:`appliance.training.heads`).
 
 The camera's score is ``sigmoid(z)`` with
 

@@ -33,6 +33,7 @@ from appliance.detector.camera_learner import Answer, CameraLearner
 from appliance.detector.ignore_zones import IgnoreMask
 from appliance.detector.learner import FrameFeatures, frame_features, sigmoid
 from appliance.detector.runtime import EmbeddingBackend, open_backend
+from appliance.detector.variant_timing import ChildTimingError, time_in_process, time_variant
 from appliance.errors import BackendUnavailableError, DetectorError, ModelFormatError
 from appliance.state_files import atomic_write_text, set_aside
 
@@ -54,12 +55,21 @@ def to_model_input(image_bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _time_backend(backend: EmbeddingBackend, size: tuple[int, int]) -> float:
-    dummy = np.zeros((size[1], size[0], 3), np.uint8)
-    backend.embed(dummy)
-    start = time.perf_counter()
-    for _ in range(_BENCH_RUNS):
-        backend.embed(dummy)
-    return (time.perf_counter() - start) * 1000 / _BENCH_RUNS
+    return time_in_process(backend, size, _BENCH_RUNS)
+
+
+def _time_variant(variant: ModelVariant, threads: int, size: tuple[int, int]) -> float:
+    """Milliseconds per frame of one variant, timed in a child process (the service keeps only the
+    runtime it chooses); in process when no child can run."""
+    try:
+        return time_variant(variant.path, variant.format, variant.precision, threads, size, _BENCH_RUNS)
+    except ChildTimingError as exc:
+        logger.info("%s; timing it in process", exc)
+    backend = open_backend(variant.path, variant.format, variant.precision, threads)
+    ms = _time_backend(backend, size)
+    del backend
+    gc.collect()
+    return ms
 
 
 def _cached_choice(cache_dir: Path | None, bundle: ModelBundle) -> ModelVariant | None:
@@ -109,9 +119,10 @@ def select_backend(
     the first listed loadable one unless another is at least 20 % faster in a short start-up
     benchmark.
 
-    Candidates are timed one at a time and released before the next is loaded, and the winner is
-    then opened again. The choice is kept in ``cache_dir/backend.json`` (the state directory) for
-    this model, machine and Python, so later starts load only the winner: less time and memory.
+    Candidates are timed one at a time, each in its own child process
+    (:mod:`appliance.detector.variant_timing`), and only the winner is opened here. The choice is
+    kept in ``cache_dir/backend.json`` (the state directory) for this model, machine and Python, so
+    later starts load only the winner: less time and memory.
     """
     wanted = [v for v in bundle.variants if config.type in ("auto", v.format)]
     if not wanted:
@@ -128,17 +139,15 @@ def select_backend(
     problems = []
     for variant in wanted:
         try:
-            backend = open_backend(variant.path, variant.format, variant.precision, config.threads)
+            if config.type != "auto" or len(wanted) == 1:
+                return open_backend(variant.path, variant.format, variant.precision, config.threads)
+            ms = _time_variant(variant, config.threads, bundle.input_size)
         except (BackendUnavailableError, ModelFormatError) as exc:
             problems.append(str(exc))
             continue
-        if config.type != "auto" or len(wanted) == 1:
-            return backend
-        ms = _time_backend(backend, bundle.input_size)
-        logger.info("backend %s: %.2f ms per frame at start-up", backend.name, ms)
+        runtime = {"onnx": "onnxruntime"}.get(variant.format, variant.format)
+        logger.info("backend %s/%s: %.2f ms per frame at start-up", runtime, variant.precision, ms)
         timed.append((ms, variant))
-        del backend
-        gc.collect()
     if not timed:
         if problems and all("cannot load" in p or "expected" in p or "does not" in p for p in problems):
             raise ModelFormatError("no model variant could be loaded: " + "; ".join(problems))
@@ -149,8 +158,17 @@ def select_backend(
     for ms, variant in timed[1:]:
         if ms < best_ms * (1 - CLEARLY_FASTER):
             best_ms, best = ms, variant
-    _store_choice(cache_dir, bundle, best, {f"{v.format}/{v.precision}": round(ms, 3) for ms, v in timed})
-    return open_backend(best.path, best.format, best.precision, config.threads)
+    # the child processes may see a runtime this process cannot load: then the next one, in list order
+    for variant in [best, *(v for _, v in timed if v is not best)]:
+        try:
+            backend = open_backend(variant.path, variant.format, variant.precision, config.threads)
+        except (BackendUnavailableError, ModelFormatError) as exc:
+            problems.append(str(exc))
+            continue
+        timings = {f"{v.format}/{v.precision}": round(ms, 3) for ms, v in timed}
+        _store_choice(cache_dir, bundle, variant, timings)
+        return backend
+    raise DetectorError("no model variant could be loaded: " + "; ".join(problems))
 
 
 @dataclass

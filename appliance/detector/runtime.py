@@ -7,8 +7,8 @@ The model contract (version 1), shared by every format:
 * output ``patch_embeddings``: ``float32`` (1, rows*cols, D), L2-normalised embeddings of a
   rows x cols grid of patches in row-major order (row 0 at the top), for the evidence heatmap.
 
-A backend only turns pixels into embeddings; scoring against the camera's prototypes is
-:mod:`appliance.detector.scoring`'s job. LiteRT models are loaded with ``ai-edge-litert`` first
+A backend only turns pixels into embeddings; scoring them for a camera is
+:mod:`appliance.detector.learner`'s job. LiteRT models are loaded with ``ai-edge-litert`` first
 and ``tflite-runtime`` where that is what the device has (tflite-runtime needs numpy < 2).
 """
 

@@ -16,6 +16,7 @@ event                         outputs
 service start                 relay armed (its watching state), light "starting", a chirp
 any state change              the light shows the most urgent camera's pattern
 no analysed frame for long    the light shows "error" (``status_led.error_after_s``)
+state folder not writable     the light shows "storage" (disk full; alerts still go out)
 confirmed failure (alert)     buzzer alarm; relay countdown of ``alarm.countdown_s``
 acknowledge (button, MQTT)    buzzer silent, relay countdown cancelled
 test alarm (long press, MQTT) buzzer for ``buzzer.test_s``, light "failure"; relay untouched
@@ -37,7 +38,7 @@ from appliance.errors import HardwareError
 from appliance.hardware.alarm import BuzzerAlarm
 from appliance.hardware.button import ButtonCommands
 from appliance.hardware.relay import RelayController
-from appliance.hardware.status_patterns import ERROR, PATTERNS, most_urgent, show
+from appliance.hardware.status_patterns import ERROR, PATTERNS, STORAGE, most_urgent, show
 from appliance.hardware.thermal import ThermalSink
 from appliance.service.commands import Command, CommandKind
 
@@ -166,6 +167,9 @@ class BoardSink:
                 else state
                 for camera, state in self.states.items()
             ]
+        storage = getattr(self.context, "storage", None)
+        if storage is not None and storage.state() != "ok":
+            states.append(STORAGE)  # a full disk: alerts still go out, but the user must free space
         return most_urgent(states)
 
     def refresh(self) -> None:
@@ -175,7 +179,7 @@ class BoardSink:
             state = self.current_state()
             if state != self.shown:
                 show(self.led, PATTERNS[state], self.rgb)
-                if state == ERROR or self.shown == ERROR:
+                if state in (ERROR, STORAGE) or self.shown in (ERROR, STORAGE):
                     logger.log(logging.WARNING if state == ERROR else logging.INFO, "status light: %s", state)
                 self.shown = state
 

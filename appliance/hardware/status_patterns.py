@@ -15,6 +15,7 @@ cooldown       yellow   1.0 / 1.0                       acknowledged; no new ale
 camera_offline magenta  0.1 / 1.9 (short flash)         a camera delivers no frames
 paused         cyan     1.9 / 0.1 (short gap)           monitoring switched off
 error          red      0.1 / 0.4                       the analysis loop delivers nothing
+storage        red      0.7 / 0.3                       state folder not writable (disk full)
 ============== ======== =============================== ======================================
 
 With several cameras the light shows the most urgent state (:data:`PRIORITY`). This module does not
@@ -33,6 +34,7 @@ from appliance.decision import CameraState
 logger = logging.getLogger(__name__)
 
 ERROR = "error"  # not a camera state: the board sink's own verdict on a silent analysis loop
+STORAGE = "storage"  # not a camera state: writes under the state folder fail (issue 14, defect 3)
 
 Colour = tuple[float, float, float]
 RED: Colour = (1, 0, 0)
@@ -63,12 +65,14 @@ PATTERNS: dict[str, Pattern] = {
     CameraState.CAMERA_OFFLINE.value: Pattern(MAGENTA, 0.1, 1.9),
     CameraState.PAUSED.value: Pattern(CYAN, 1.9, 0.1),
     ERROR: Pattern(RED, 0.1, 0.4),
+    STORAGE: Pattern(RED, 0.7, 0.3),
 }
 
 #: most urgent first: with two cameras the light shows the first state either of them is in
 PRIORITY: tuple[str, ...] = (
     CameraState.FAILURE.value,
     ERROR,
+    STORAGE,
     CameraState.SUSPECT.value,
     CameraState.CAMERA_OFFLINE.value,
     CameraState.COOLDOWN.value,

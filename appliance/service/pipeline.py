@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,16 +25,17 @@ from appliance.detector import (
     Detection,
     PrototypeDetector,
     Verdict,
-    build_calibration,
     load_calibration,
-    save_calibration,
 )
 from appliance.detector.camera_learner import Answer, CameraLearner
 from appliance.detector.ignore_zones import IgnoreMask, Zone, load_zones, save_zones
 from appliance.detector.prototype_detector import CameraScoring
 from appliance.errors import EndOfStreamError, SourceError
 from appliance.service.camera_answers import CameraAnswers
+from appliance.service.storage_health import StorageHealth
 from appliance.sources import Frame, FrameSource
+from appliance.sources.base import SourceState
+from appliance.state_files import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +132,13 @@ class CameraPipeline:
         #: payload as ``problems`` and sent once as a ``state_file_set_aside`` device event)
         self.problems: list[str] = []
         self.ignore = IgnoreMask(load_zones(state_dir, self.name, report=self.problems.append))
+        #: held while the detector runs (the service shares one lock with its calibration worker)
+        self.model_lock = threading.Lock()
+        #: called with every frame read (the calibration worker takes its frames from here)
+        self.on_frame_read: Callable[[Frame], None] | None = None
+        self.calibrating = False  # a recalibration is queued or in progress (state payload)
+        #: the service's storage health: evidence images that cannot be written are reported to it
+        self.storage: StorageHealth | None = None
         self.reload_calibration()
 
     def reload_calibration(self) -> None:
@@ -139,7 +147,10 @@ class CameraPipeline:
         calibration = load_calibration(self.state_dir, self.name, fingerprint, report=self.problems.append)
         if calibration is not None:
             self.problems = [p for p in self.problems if not p.startswith(f"calibration of {self.name} ")]
-        stored = CameraLearner.load(self.state_dir, self.name, fingerprint)
+        dim = 2 * int(self.detector.bundle.prototypes["ok"].shape[1])  # phi: global + one cell embedding
+        stored = CameraLearner.load(
+            self.state_dir, self.name, fingerprint, report=self.problems.append, feature_dim=dim
+        )
         self.scoring = self.detector.scoring_for(calibration, stored)
         self.answers.learner = self.scoring.learner
         self.answers.learner.camera = self.name
@@ -181,7 +192,8 @@ class CameraPipeline:
         """Uploaded pictures of this camera (``label`` ok or failure) become answers of its learner."""
         answers = []
         for image in images:
-            features = self.detector.analyse(image, self.scoring).features
+            with self.model_lock:  # shared with the calibration worker
+                features = self.detector.analyse(image, self.scoring).features
             if features is not None:
                 answers.append(Answer(label, "user", features.phi, features.s0, frame_id="upload"))
         if answers:
@@ -189,29 +201,6 @@ class CameraPipeline:
             self.answers._save()
         logger.info("camera %s: %d uploaded %s example(s) learned", self.name, len(answers), label)
         return len(answers)
-
-    def recalibrate(self, keepalive: Callable[[], None] = lambda: None, frames: int | None = None) -> bool:
-        """Capture ``frames`` (default ``calibration.frames``) fresh frames from this camera
-        (``calibration.interval_s`` apart; ignore zones painted over), store them as its calibration
-        and use it at once. Returns False if the camera could not deliver; the old one then stays."""
-        wanted, pause = frames or self.config.calibration.frames, self.config.calibration.interval_s
-        captured: list[np.ndarray] = []
-        deadline = time.monotonic() + wanted * (pause + 5)
-        while len(captured) < wanted and time.monotonic() < deadline:
-            keepalive()
-            try:
-                image = self.source.read(timeout_s=2.0).image
-                captured.append(self.ignore.apply(image, self.detector.input_size) if self.ignore else image)
-            except SourceError as exc:
-                logger.warning("camera %s: recalibration frame failed: %s", self.name, exc)
-                continue
-            time.sleep(pause)
-        if len(captured) < wanted:
-            logger.error("camera %s: recalibration got only %d frames", self.name, len(captured))
-            return False
-        save_calibration(build_calibration(self.detector, self.name, captured), self.state_dir)
-        self.reload_calibration()
-        return True
 
     @property
     def state(self) -> CameraState:
@@ -239,7 +228,10 @@ class CameraPipeline:
             return None
         self.online_once = True
         self.emit(self.engine.camera_back(now), {})
-        detection = self.detector.analyse(frame.image, self.scoring)
+        if self.on_frame_read is not None:
+            self.on_frame_read(frame)
+        with self.model_lock:
+            detection = self.detector.analyse(frame.image, self.scoring)
         is_failure, cloud = self.resolve(frame, detection)
         self.last_frame_id = self.answers.observe(frame.sequence, detection.features, frame.image, is_failure)
         if self._judge_verdict is not None:
@@ -278,12 +270,23 @@ class CameraPipeline:
         if purpose is not None and self.judge is not None:
             verdict = self.judge.judge(self.name, frame, detection, purpose)
             if verdict is not None:
-                self._judge_verdict = verdict
+                if self._verdict_teaches(purpose, detection, verdict):
+                    self._judge_verdict = verdict
                 describe = getattr(self.judge, "describe", None)
                 return verdict, describe(self.name) if describe is not None else None
         if detection.verdict == Verdict.UNCERTAIN:
             return self.uncertain_is_failure, None
         return detection.verdict == Verdict.FAILURE, None
+
+    @staticmethod
+    def _verdict_teaches(purpose: str, detection: Detection, verdict: bool) -> bool:
+        """Whether the judge's verdict becomes an answer for the camera's learner. With
+        ``cloud.mode = "always"`` every frame is judged: a verdict that only repeats a confident
+        local one adds nothing but a refit and a write per frame, so it is learned only when the
+        frame was uncertain or the judge disagrees; uncertain and burst frames always teach."""
+        if purpose != "always" or detection.verdict == Verdict.UNCERTAIN:
+            return True
+        return verdict != (detection.verdict == Verdict.FAILURE)
 
     def _count(self, now: float) -> None:
         self.analysed += 1
@@ -296,11 +299,14 @@ class CameraPipeline:
         caption = f"{self.name}: print failure, score {result.detection.score:.2f}"
         evidence = encode_jpeg(draw_evidence(result.frame.evidence_image, result.detection, caption))
         folder = self.state_dir / "cameras" / self.name / "alerts"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"{alert.id}-{alert.repeat}.jpg").write_bytes(evidence)
+        try:  # atomic: a full disk leaves no partial JPEG (the alert itself goes out regardless)
+            atomic_write_bytes(folder / f"{alert.id}-{alert.repeat}.jpg", evidence)
+            if self.storage is not None:
+                self.storage.ok("evidence")
         except OSError as exc:
             logger.warning("camera %s: cannot keep evidence image: %s", self.name, exc)
+            if self.storage is not None:
+                self.storage.failed("evidence", exc)
         logger.warning(
             "camera %s: PRINT FAILURE confirmed (alert %s, score %.2f, %d/%d votes, burst %d/%d)",
             self.name, alert.id, alert.score,
@@ -311,9 +317,12 @@ class CameraPipeline:
 
     def state_payload(self) -> dict[str, object]:
         alert = self.engine.last_alert
+        status = self.source.status
         return {
             "state": self.engine.state.value,
-            "camera_status": self.source.status.state.value,
+            "camera_status": status.state.value,
+            # what is wrong with the camera now (None while it delivers frames)
+            "error": None if status.state == SourceState.ONLINE else status.last_error or self.last_error,
             "fps": round(self.fps, 2),
             "analysed": self.analysed,
             "calibrated": self.scoring.calibration is not None,
@@ -321,7 +330,9 @@ class CameraPipeline:
             "ignore_zones": [z.to_json() for z in self.ignore.zones],
             "frame_id": self.last_frame_id,
             "learner": self.scoring.learner.summary(),
-            "problems": list(self.problems),
+            "problems": list(self.problems) + (self.storage.messages() if self.storage else []),
+            "storage": self.storage.state() if self.storage else "ok",
+            "calibrating": self.calibrating,
             "backend": self.detector.backend_name,
             "last_alert": alert.id if alert else None,
             "alert_active": self.engine.alert_active(),

@@ -13,6 +13,7 @@ read is interrupted), sources are closed, MQTT says ``offline``: all within abou
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -29,11 +30,14 @@ from appliance.config.model import LayerwatchConfig
 from appliance.decision import CameraState
 from appliance.detector import PrototypeDetector, load_detector
 from appliance.errors import LayerwatchError
+from appliance.service.calibration_worker import CalibrationWorker
 from appliance.service.commands import Command, CommandKind, CommandQueue
 from appliance.service.pipeline import ActionSink, CameraPipeline
+from appliance.service.storage_health import StorageHealth
 from appliance.service.systemd_notify import SystemdNotifier
 from appliance.service.wiring import ServiceContext, build_judge, build_sinks
 from appliance.sources import build_source
+from appliance.state_files import clean_leftovers
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +74,10 @@ class Service:
             state_of=self._state_of,
             cameras=[c.name for c in config.cameras],
             state_dir=config.service.state_dir,
+            storage=StorageHealth(config.service.state_dir),
         )
+        #: recalibrations run beside the loop, one at a time (issue 14, defect 4); shares the model's lock
+        self.calibration = CalibrationWorker(threading.Lock())
         self._last_tick = 0.0
         self.ready = False
         self.consecutive_errors = 0
@@ -105,6 +112,8 @@ class Service:
 
     # -- set-up -----------------------------------------------------------------------------
     def build(self) -> None:
+        # temp files a SIGKILL or power cut left mid-write (never a complete state file): removed
+        clean_leftovers(self.config.service.state_dir)
         self.detector = load_detector(self.config.detector, cache_dir=self.config.service.state_dir)
         self.sinks = [ConsoleSink()] if self.print_decisions else []
         self.sinks += build_sinks(self.config, self.context)
@@ -112,9 +121,12 @@ class Service:
         state_dir = self.config.service.state_dir
         for camera in self.config.cameras:
             source = build_source(camera.name, camera.source, self.detector.input_size)
-            self.pipelines.append(
-                CameraPipeline(camera, source, self.detector, state_dir, self.sinks, judge=judge)
-            )
+            pipeline = CameraPipeline(camera, source, self.detector, state_dir, self.sinks, judge=judge)
+            pipeline.model_lock = self.calibration.model_lock
+            pipeline.on_frame_read = functools.partial(self.calibration.offer, pipeline)
+            pipeline.storage = self.context.storage
+            self.pipelines.append(pipeline)
+        self.context.storage.listen(event_hub(self.context).emit)  # storage_problem / _ok on MQTT P/event
 
     def _report_problems(self) -> None:
         """State files found unreadable at start-up: one ``state_file_set_aside`` device event each
@@ -134,6 +146,9 @@ class Service:
         parts = [f"{p.name}: {p.state.value} {p.fps:.1f} fps" for p in self.pipelines]
         if self.detector is not None:
             parts.append(self.detector.backend_name)
+        storage = self.context.storage.summary()
+        if storage:
+            parts.append(storage)
         return "; ".join(parts)
 
     # -- the loop ---------------------------------------------------------------------------
@@ -166,6 +181,7 @@ class Service:
         while not self.stop_event.is_set():
             self.notifier.watchdog()
             self._handle_commands()
+            self.calibration.apply_finished()
             self._tick()
             active = [p for p in self.pipelines if not p.finished]
             if not active:
@@ -217,6 +233,9 @@ class Service:
         if now - self._last_tick >= SINK_TICK_S:
             self._last_tick = now
             self._call_sinks("on_tick", now)
+            self.context.storage.check(now)
+            if self.ready:
+                self.notifier.status(self.status_line())  # storage problems show without a frame too
 
     def _targets(self, command: Command) -> list[CameraPipeline]:
         return [p for p in self.pipelines if command.camera in (None, p.name)]
@@ -248,7 +267,7 @@ class Service:
                     pipeline.emit(pipeline.engine.resume(now), {"command": "resume"})
                 elif command.kind == CommandKind.RECALIBRATE:
                     frames = command.value.get("frames") if isinstance(command.value, dict) else None
-                    pipeline.recalibrate(keepalive=self.notifier.watchdog, frames=frames)
+                    self.calibration.request(pipeline, frames)  # queued (or merged): the loop goes on
                 elif command.kind == CommandKind.IGNORE_ZONES:
                     pipeline.set_ignore_zones(command.value or ())
                 elif command.kind == CommandKind.ADD_EXAMPLES:
@@ -300,11 +319,13 @@ class Service:
             deadline = time.monotonic() + pause
             while not self.stop_event.is_set() and time.monotonic() < deadline:
                 self.notifier.watchdog()
+                self._tick()  # the MQTT state keeps being republished during the pause
                 self.stop_event.wait(LOOP_TICK_S)
             self.consecutive_errors = 0
 
     def shutdown(self) -> None:
         self.notifier.stopping()
+        self.calibration.stop()  # a calibration in progress is abandoned: nothing written, old one kept
         for pipeline in self.pipelines:
             try:
                 pipeline.source.close()

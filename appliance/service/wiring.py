@@ -16,6 +16,7 @@ from pathlib import Path
 from appliance.config.model import LayerwatchConfig
 from appliance.service.commands import CommandQueue
 from appliance.service.pipeline import ActionSink, Judge
+from appliance.service.storage_health import StorageHealth
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ class ServiceContext:
     state_dir: Path
     #: numbers for telemetry, written by whoever owns them (e.g. "cpu_temperature_c", "throttled")
     telemetry: dict[str, float] = field(default_factory=dict)
+    #: writes under state_dir failing now (a full disk): reported by outboxes and evidence, shown on
+    #: the MQTT state, the status light and systemd's STATUS=
+    storage: StorageHealth = field(default_factory=StorageHealth)
 
 
 def build_sinks(config: LayerwatchConfig, context: ServiceContext) -> list[ActionSink]:

@@ -10,6 +10,9 @@ however slow it is.
 The thread also owns the connection: when opening fails or the stream stops it marks the source
 ``OFFLINE``, waits a doubling delay (``reconnect_min_s`` .. ``reconnect_max_s`` seconds, reset after
 a connection that delivered frames) and tries again, counting each retry in ``status.reconnects``.
+While it waits it probes the server cheaply every ``probe_interval_s`` seconds (a TCP connect, where
+the source has a server): a server that comes back ends the wait, so a returning camera is read
+within a second or two while a dead one still gets full opens only at the back-off's pace.
 A stream that is connected but gives no new frame for ``frozen_after_s`` seconds is ``FROZEN``:
 ``read()`` raises :class:`~appliance.errors.SourceFrozenError` and asks the thread to reconnect.
 
@@ -57,8 +60,10 @@ class GrabbedSource(FrameSource):
         reconnect_min_s: float = 0.5,
         reconnect_max_s: float = 30.0,
         read_timeout_s: float | None = None,
+        probe_interval_s: float = 1.0,
     ):
         super().__init__(name)
+        self.probe_interval_s = probe_interval_s
         self.frozen_after_s = frozen_after_s
         self.read_timeout_s = read_timeout_s
         self.reconnect_min_s = reconnect_min_s
@@ -175,13 +180,41 @@ class GrabbedSource(FrameSource):
                     self._went_offline(f"{self.description}: the stream ended (connection closed)")
                 else:
                     self._went_frozen(silent_s)
-            if stop.wait(delay):
+            if self._wait_before_reconnect(stop, delay):
                 break
             delay = min(delay * 2, self.reconnect_max_s)
         with self._cond:
             if stop is self._stop:  # not when a newer open() already runs another thread
                 self._connected = False
             self._cond.notify_all()
+
+    def _reachable(self) -> bool | None:
+        """A cheap check whether the camera's server answers at all (a TCP connect), or ``None``
+        when the source has no such check (a local device). Must return within about a second."""
+        return None
+
+    def _wait_before_reconnect(self, stop: threading.Event, delay_s: float) -> bool:
+        """Wait ``delay_s`` seconds (the back-off between full opens) before the next attempt,
+        probing the server with :meth:`_reachable` every ``probe_interval_s`` seconds meanwhile: a
+        server that did not answer and answers again ends the wait at once, so a camera that is
+        back is read within about a second. A server that answers the probe all along (it accepts
+        but sends nothing, or the stream is frozen) gets no extra full opens. Returns True when the
+        source is closing."""
+        deadline = time.monotonic() + delay_s
+        was_reachable = self._reachable() if delay_s > self.probe_interval_s else None
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return stop.is_set()
+            if stop.wait(min(self.probe_interval_s, remaining)):
+                return True
+            if was_reachable is None or deadline - time.monotonic() <= 0:
+                continue
+            reachable = self._reachable()
+            if reachable and not was_reachable:
+                logger.info("camera %s: %s answers again; reconnecting now", self.name, self.description)
+                return stop.is_set()
+            was_reachable = reachable
 
     def _pump(self, capture: Capture, stop: threading.Event) -> tuple[int, float | None]:
         """Read frames until the stream fails, a reconnect is requested or the source closes.

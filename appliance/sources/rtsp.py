@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 LOW_LATENCY_OPTIONS = "analyzeduration;0|probesize;32"
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
+PROBE_TIMEOUT_S = 0.5  # the TCP probe between reconnect attempts
 
 _options_lock = threading.Lock()
 """Serialises "set the environment variable, open the capture" across all RTSP cameras."""
@@ -100,6 +101,15 @@ class RtspSource(GrabbedSource):
                 why = f"sent no picture within the open timeout of {self.config.open_timeout_s:g} s"
             raise SourceUnavailableError(f"{self._redacted}: the server at {self._host}:{self._port} {why}")
         return capture
+
+    def _reachable(self) -> bool:
+        """Whether the server accepts a TCP connection within ``PROBE_TIMEOUT_S`` (the cheap check
+        between reconnect attempts; no RTSP is spoken)."""
+        try:
+            with socket.create_connection((self._host, self._port), timeout=PROBE_TIMEOUT_S):
+                return True
+        except OSError:
+            return False
 
     def _probe_server(self) -> None:
         """Fail fast, with a precise reason, when nothing answers on the server's TCP port."""

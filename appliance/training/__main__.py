@@ -1,20 +1,20 @@
 """``python -m appliance.training``: reproduce the shipped model in ``models/`` from the training data.
 
-1. build the dev-eval manifests (:mod:`appliance.training.devsets`) of each dev fold in ``--work``;
-2. per fold (:data:`appliance.training.data.FOLDS`), train the **dev models** (seeds ``seed`` ..
-   ``seed + dev_seeds - 1``) on everything but that fold's hold-out and export them; choose one scoring
-   table (weights, threshold, uncertainty band) on the **first** fold's dev manifests for all its dev models
-   at once, give the same table to the other folds' dev models (a validation: prints, web sources and paste
-   sources the table was not chosen on), and measure both protocols with ``run_eval`` for every dev model;
-3. train the **shipped model** (seed ``seed``) with the same recipe on all the data, export it to
-   ``--out`` with the dev models' scoring table (tuned on data they never saw), and measure its latency.
+1. per dev fold (:data:`appliance.training.data.FOLDS`), train the **dev models** (seeds ``seed`` ..
+   ``seed + dev_seeds - 1``) on everything but that fold's hold-out and export them;
+2. measure each dev model on **real frames only** (:mod:`appliance.training.real_devsets`: the fold's held-out
+   web source as a camera and the bed camera's held-out prints, manifest seeds ``0 .. eval_seeds - 1``), in
+   the three protocols of ``layerwatch eval`` (normal-only, 10 ok + 5 failure, ``--feedback``); the figures
+   go to ``--work/dev-figures.json`` and the log, pooled per camera and protocol. Nothing is tuned on them:
+   the camera's learner has no table to choose (:mod:`appliance.detector.learner`);
+3. train the **shipped model** (seed ``seed``) with the same recipe on all the data, export it to ``--out``
+   and measure its latency (``--dev-only`` stops after step 2: for trying a recipe, e.g. ``--width 320
+   --height 240``).
 
 Fixed seeds: on one machine every model after the first one trained in the process comes out
 byte-identical, the shipped model included (21.6-24.6 minutes on the 2 cores of the AVX-512 Xeon, four dev
 models and the shipped one, 192 x 144); the first one (fold a, seed 0) has come out differently from run to
-run, cause not found (models/README.md, "Reproduce").
-``--skip-dev`` reuses the scoring of the existing dev bundles (the shipped model is then the first one
-trained in the process, so it is not byte-identical to a full run's).
+run, cause not found (models/README.md, "Reproduce"). ``--skip-dev`` trains only the shipped model.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import torch
 
 from appliance.training.backbone import EmbeddingNet
 from appliance.training.data import DEFAULT_DATA, FOLDS, DevFold, read_manifest
-from appliance.training.devsets import build as build_devsets
 from appliance.training.pipeline import write_bundle
 from appliance.training.train import train
 
@@ -42,10 +41,9 @@ logger = logging.getLogger("appliance.training")
 
 
 class DevRun(NamedTuple):
-    """One dev model: its bundle folder, its fold's dev manifests, the fold and the seed."""
+    """One dev model: its bundle folder, its fold and its seed."""
 
     directory: Path
-    csvs: list[Path]
     fold: DevFold
     seed: int
 
@@ -60,7 +58,6 @@ def _train_and_export(
     samples: list,
     args: argparse.Namespace,
     out: Path,
-    scoring: dict,
     extra: dict,
     shipped: bool = False,
     seed: int | None = None,
@@ -75,12 +72,47 @@ def _train_and_export(
         samples,
         out,
         seed=seed,
-        scoring=scoring.get("scoring", {"scale": 12.0}),
-        threshold=scoring.get("threshold", 0.5),
-        uncertain_band=scoring.get("uncertain_band", 0.1),
+        threshold=0.5,
+        uncertain_band=0.1,
         extra=extra,
         ship_tflite_fp32=not shipped,
     )
+
+
+def _measure_dev(runs: list[DevRun], data: Path, work: Path, eval_seeds: int) -> dict:
+    """Every dev model on its fold's real-frame manifests, in the three protocols; pooled per camera."""
+    from appliance.evaluate import run_eval
+    from appliance.training import real_devsets
+
+    pooled: dict[str, dict[str, list[dict]]] = {}
+    for run in runs:
+        for manifest_seed in range(eval_seeds):
+            out = work / f"real-s{manifest_seed}" / run.fold.name
+            csvs = {path.stem: path for path in real_devsets.build(data, out, run.fold, manifest_seed)}
+            protocols = {
+                "normal-only": (csvs["real_normal_only"], False),
+                "10 ok + 5 failure": (csvs["real_normal_failure"], False),
+                "feedback": (csvs["real_normal_failure"], True),
+            }
+            for protocol, (csv_file, feedback) in protocols.items():
+                result = run_eval(csv_file, run.directory / "layerwatch.json", feedback=feedback)
+                tag = f"{protocol.replace(' ', '')}-s{manifest_seed}"
+                (run.directory / f"eval-real-{tag}.json").write_text(json.dumps(result, indent=1) + "\n")
+                for camera, figures in result["cameras"].items():
+                    pooled.setdefault(camera, {}).setdefault(protocol, []).append(figures)
+    summary: dict[str, dict[str, dict]] = {}
+    for camera, by_protocol in sorted(pooled.items()):
+        for protocol, results in by_protocol.items():
+            f1 = [r["f1"] for r in results if r.get("f1") is not None]
+            entry = {
+                "f1_per_run": f1,
+                "false_alarm_rate": round(float(np.mean([r["false_alarm_rate"] for r in results])), 4),
+            }
+            if protocol == "feedback":
+                entry["answer_rate"] = round(float(np.mean([r["answer_rate"] for r in results])), 4)
+            summary.setdefault(camera, {})[protocol] = entry
+            logger.info("dev %s, %s: %s", camera, protocol, json.dumps(entry))
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,9 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--folds",
         default=",".join(FOLDS),
-        help="dev folds, comma-separated: the scoring is tuned on the first, validated on the others",
+        help="dev folds, comma-separated: each holds out a web source and bed-camera prints",
     )
-    parser.add_argument("--skip-dev", action="store_true", help="reuse the dev bundles in --work/dev*")
+    parser.add_argument("--eval-seeds", type=int, default=3, help="real-frame manifest seeds per dev model")
+    parser.add_argument("--skip-dev", action="store_true", help="train only the shipped model")
+    parser.add_argument("--dev-only", action="store_true", help="stop after measuring the dev models")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(2)
@@ -108,36 +142,25 @@ def main(argv: list[str] | None = None) -> int:
     samples = read_manifest(args.data)
     recipe = {"steps": args.steps, "dev_folds": args.folds}
     folds = [FOLDS[name] for name in args.folds.split(",")]
-    # work folders: devsets, dev, dev1 for fold a; devsets-b, dev-b, dev-b1 for fold b
-    runs: list[DevRun] = []
-    for fold in folds:
-        csvs = build_devsets(args.data, args.work / f"devsets{fold.work_tag}", args.seed, fold)
-        for i in range(args.dev_seeds):
-            directory = args.work / (f"dev{fold.work_tag}" + (f"{i}" if i else ""))
-            runs.append(DevRun(directory, csvs, fold, args.seed + i))
+    runs = [
+        DevRun(args.work / (f"dev{fold.work_tag}" + (f"{i}" if i else "")), fold, args.seed + i)
+        for fold in folds
+        for i in range(args.dev_seeds)
+    ]
     if not args.skip_dev:
         for run in runs:
             dev_samples = [s for s in samples if not run.fold.holds_out(s)]
             extra = {**recipe, "role": "dev", "seed": run.seed, "fold": run.fold.name}
-            _train_and_export(dev_samples, args, run.directory, {}, extra, seed=run.seed)
-        from appliance.evaluate import run_eval
-        from appliance.training.tune import tune_bundles
-
-        tuned_table = tune_bundles(
-            [(run.directory / "layerwatch.json", run.csvs) for run in runs if run.fold is folds[0]],
-            validate=tuple(run.directory / "layerwatch.json" for run in runs if run.fold is not folds[0]),
-        )
-        logger.info("scoring chosen on the dev manifests: %s", tuned_table)
-        for run in runs:
-            for csv_file in run.csvs:
-                result = run_eval(csv_file, run.directory / "layerwatch.json")
-                (run.directory / f"eval-{csv_file.stem}.json").write_text(json.dumps(result, indent=1) + "\n")
-                logger.info("%s %s: %s", run.directory.name, csv_file.stem, json.dumps(result["overall"]))
-    tuned = json.loads((runs[0].directory / "layerwatch.json").read_text())
+            _train_and_export(dev_samples, args, run.directory, extra, seed=run.seed)
+        figures = _measure_dev(runs, args.data, args.work, args.eval_seeds)
+        (args.work / "dev-figures.json").write_text(json.dumps(figures, indent=1) + "\n")
+        if args.dev_only:
+            logger.info("dev models measured in %.0f s", time.monotonic() - start)
+            return 0
     staging = args.work / "shipped"
     shutil.rmtree(staging, ignore_errors=True)
-    extra = {**recipe, "role": "shipped", "scoring_from": "dev model"}
-    _train_and_export(samples, args, staging, tuned, extra, shipped=True)
+    extra = {**recipe, "role": "shipped"}
+    _train_and_export(samples, args, staging, extra, shipped=True)
     args.out.mkdir(parents=True, exist_ok=True)
     # copy the model files first and the manifest last, once every file it names is in place
     for path in sorted(staging.glob("layerwatch*")):

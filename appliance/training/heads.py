@@ -9,9 +9,10 @@ see exactly what the appliance computes:
   failure = the cells a pasted failure region covers, ok = every other cell and all cells of the unchanged
   frames.
 
-Classes are weighted to equal total weight, with a small L2 penalty; LBFGS, deterministic. The scorer uses
-the logits as absolute evidence (``head``, ``head_cell`` in :mod:`appliance.detector.scoring`): how much a
-frame looks like a failure, whatever the camera's normal look is.
+Classes are weighted to equal total weight, with a small L2 penalty; LBFGS, deterministic. The global head's
+logit is each camera's prior (``s0`` in :mod:`appliance.detector.learner`) and the cell head picks the frame's
+most failure-like cell and spreads the heatmap: how much a frame looks like a failure, whatever the camera's
+normal look is.
 """
 
 from __future__ import annotations

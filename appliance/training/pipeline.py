@@ -62,8 +62,8 @@ def calibration_frames(
 
 
 def order_variants(variants: list[tuple[dict[str, str], float]]) -> list[tuple[dict[str, str], float]]:
-    """Fastest first (as measured here on one core), except that the int8 ONNX file, the one the scoring
-    table is tuned on, stays first unless another is at least 20 % faster (the rule ``auto`` applies on the
+    """Fastest first (as measured here on one core), except that the int8 ONNX file, the one the dev figures
+    are measured with, stays first unless another is at least 20 % faster (the rule ``auto`` applies on the
     device too)."""
     ordered = sorted(variants, key=lambda pair: pair[1])
     tuned = next((pair for pair in ordered if pair[0]["file"] == INT8_FILE), None)
@@ -79,7 +79,6 @@ def write_bundle(
     out: Path,
     *,
     seed: int,
-    scoring: dict[str, Any],
     threshold: float,
     uncertain_band: float,
     prototypes_per_class: int = 32,
@@ -132,7 +131,6 @@ def write_bundle(
         "patch_grid": [net.grid[0], net.grid[1]],
         "threshold": threshold,
         "uncertain_band": uncertain_band,
-        "scoring": scoring,
         "prototypes": PROTOTYPES_FILE,
         "variants": [v for v, _ in variants],
         "training": {

@@ -3,9 +3,12 @@
 With ``P = <prefix>/<device_id>``:
 
 * ``P/available``: retained ``online``/``offline`` (last will), see :mod:`.client`;
-* ``P/<camera>/state``: retained JSON, on every state change and otherwise at most once per
-  ``STATE_MIN_INTERVAL_S`` seconds (a 30 frames/s camera does not flood the broker); with a linked
-  printer it also carries ``printer_state``, ``job_progress`` (percent) and ``job_file``;
+* ``P/<camera>/state``: retained JSON, on every state change and every change of the camera's
+  ``camera_status`` (checked each loop tick, about once a second), after frames at most once per
+  ``STATE_MIN_INTERVAL_S`` seconds (a 30 frames/s camera does not flood the broker), and at least
+  every ``mqtt.state_interval_s`` seconds even when no frame arrives, so its ``time``,
+  ``camera_status`` and ``error`` are never older than that; with a linked printer it also carries
+  ``printer_state``, ``job_progress`` (percent) and ``job_file``;
 * ``P/<camera>/event`` and the retained ``P/<camera>/snapshot`` JPEG: alerts, through the outbox
   (:mod:`.notifier`);
 * ``P/event``: device events (rejected commands, printer countdown and action outcomes);
@@ -76,9 +79,12 @@ class MqttSink:
         self.cameras = context.cameras
         outbox = context.state_dir / "outbox" / "mqtt"
         self.notifier = MqttNotifier(self.publisher, self.config, self.cameras, outbox)
+        self.notifier.worker.outbox.storage = context.storage  # a full disk shows on state, light, systemd
         policy = ChannelPolicy(self.config.max_events_per_hour, send_repeats=True)
         self.dispatcher = AlertDispatcher([(self.notifier, policy)], context.commands)
         self._last_state_at: dict[str, float] = {}
+        self._last_camera_status: dict[str, object] = {}  # camera -> camera_status last published
+        self._last_frame_fields: dict[str, dict[str, object]] = {}  # score, decision of the last frame
         self._last_telemetry = 0.0
         self._started = time.monotonic()
         self._printer: dict[str, Any] = {}  # printer_state, job_progress, job_file
@@ -114,12 +120,14 @@ class MqttSink:
             payload = {**payload, **extra}
         self.publisher.publish_state(camera, payload)
         self._last_state_at[camera] = time.monotonic()
+        self._last_camera_status[camera] = payload.get("camera_status")
 
     def on_frame(self, result: FrameResult) -> None:
         d = result.detection
         now = time.monotonic()
+        self._last_frame_fields[result.camera] = {"score": round(d.score, 4), "decision": d.verdict.value}
         if now - self._last_state_at.get(result.camera, 0.0) >= STATE_MIN_INTERVAL_S:
-            self.publish_state(result.camera, {"score": round(d.score, 4), "decision": d.verdict.value})
+            self.publish_state(result.camera, self._last_frame_fields[result.camera])
         failed = result.state == CameraState.FAILURE
         description = (
             f"Print failure detected (score {d.score:.2f})."
@@ -156,10 +164,20 @@ class MqttSink:
         }
 
     def on_tick(self, now: float) -> None:
+        self.refresh_states(now)
         if now - self._last_telemetry >= self.config.telemetry_interval_s:
             self._last_telemetry = now
             topic = f"{self.publisher.base}/telemetry"
             self.publisher.publish_json(topic, self.telemetry(), qos=0, retain=True)
+
+    def refresh_states(self, now: float) -> None:
+        """Republish a camera's state when its ``camera_status`` changed since it was last published,
+        or when it is ``mqtt.state_interval_s`` seconds old (called from the loop's tick)."""
+        for camera in self.cameras:
+            stale = now - self._last_state_at.get(camera, 0.0) >= self.config.state_interval_s
+            status = self.state_of(camera).get("camera_status")
+            if stale or status != self._last_camera_status.get(camera):
+                self.publish_state(camera, self._last_frame_fields.get(camera))
 
     def _on_device_event(self, kind: str, payload: dict[str, Any]) -> None:
         """From the event hub (any thread): printer state into the state topic, the rest to P/event."""

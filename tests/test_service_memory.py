@@ -1,0 +1,54 @@
+"""What the service loads: a user's RTSP + MQTT configuration, built by a fresh interpreter on its
+first start (every model variant timed), imports neither torch nor boto3 and only the one inference
+runtime it chose (the others were timed in child processes), and stays under 150 MB resident.
+
+The running figures (peak RSS with a real camera and broker) come from ``layerwatch bench --rtsp URL
+--mqtt URL``; this test guards the imports and the start-up peak."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("shipped_model")
+
+REPO = Path(__file__).resolve().parents[1]
+
+PROBE = """
+import json, sys
+from pathlib import Path
+from appliance.config.loader import load_config
+from appliance.service.runner import Service
+service = Service(load_config(Path(sys.argv[1]), environ={}))
+service.build()
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(json.dumps({"modules": sorted({m.split(".")[0] for m in sys.modules}),
+                  "backend": service.detector.backend_name, "peak_mb": hwm / 1024}))
+"""
+
+
+def test_first_start_loads_one_runtime_and_no_torch_or_boto3(tmp_path: Path) -> None:
+    config = tmp_path / "layerwatch.toml"
+    config.write_text(
+        f'[service]\nstate_dir = "{tmp_path / "state"}"\n'
+        '[mqtt]\nbroker_url = "mqtt://127.0.0.1:1"\n'
+        '[[cameras]]\nname = "printer"\n[cameras.source]\ntype = "rtsp"\nurl = "rtsp://127.0.0.1:1/x"\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(config)],
+        capture_output=True, text=True, timeout=120, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    modules = set(figures["modules"])
+    assert not modules & {"torch", "boto3", "botocore"}
+    runtimes = modules & {"onnxruntime", "ai_edge_litert", "tflite_runtime"}
+    expected = "onnxruntime" if figures["backend"].startswith("onnxruntime") else "ai_edge_litert"
+    assert runtimes == {expected}, (figures["backend"], runtimes)
+    assert (tmp_path / "state" / "backend.json").is_file()  # the variants were timed
+    print(f"first start: {figures['backend']}, peak {figures['peak_mb']:.1f} MB after build")
+    assert figures["peak_mb"] < 150
