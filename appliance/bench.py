@@ -148,9 +148,10 @@ def _start_and_watch(config: Path, frames: int, sock: socket.socket) -> dict[str
     }
 
 
-def service_figures(model: Path | None, frames: int) -> dict[str, float]:
+def service_figures(model: Path | None, frames: int, api: bool = True) -> dict[str, float]:
     """Start ``layerwatch run`` on the looping clip twice with one state directory: the first start
-    times the model's backends and keeps the choice, the second is how every later boot starts."""
+    times the model's backends and keeps the choice, the second is how every later boot starts.
+    ``api``: with the HTTP API and web console on (on 127.0.0.1, a free port), as installed."""
     with tempfile.TemporaryDirectory(prefix="layerwatch-bench-") as tmp:
         config = Path(tmp) / "bench.toml"
         model_line = f'model = "{model}"\n' if model else ""
@@ -160,6 +161,7 @@ def service_figures(model: Path | None, frames: int) -> dict[str, float]:
             f'[[cameras]]\nname = "bench"\n[cameras.source]\ntype = "replay"\npath = "{DEMO_CLIP}"\n'
             "rate_fps = 0\nloop = true\n"
             "[cameras.decision]\nverify_interval_s = 0\n"
+            f'[api]\nenabled = {"true" if api else "false"}\nlisten = "127.0.0.1:0"\n'
         )
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
             sock.bind(str(Path(tmp) / "notify.sock"))
@@ -172,11 +174,11 @@ def service_figures(model: Path | None, frames: int) -> dict[str, float]:
     }
 
 
-def run_bench(model: Path | None, frames: int) -> dict[str, float | str]:
+def run_bench(model: Path | None, frames: int, api: bool = True) -> dict[str, float | str]:
     _pin_to_one_core()
-    figures: dict[str, float | str] = {"cpu": _cpu_name(), "cores_used": 1}
+    figures: dict[str, float | str] = {"cpu": _cpu_name(), "cores_used": 1, "api": "on" if api else "off"}
     figures.update(stage_times(model, frames))
-    figures.update(service_figures(model, frames))
+    figures.update(service_figures(model, frames, api))
     return figures
 
 

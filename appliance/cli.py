@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rtsp", help="measure `layerwatch run` on this RTSP camera URL (fresh state)")
     bench.add_argument("--mqtt", help="with --rtsp: MQTT broker URL (mqtt://host:1883)")
     bench.add_argument("--seconds", type=float, default=60.0, help="with --config/--rtsp: seconds to run")
+    bench.add_argument(
+        "--api", choices=("on", "off"), default="on", help="service with the HTTP API (default, as installed)"
+    )
 
     evaluate = sub.add_parser("eval", help="accuracy on a labelled manifest (path,label,camera,role)")
     evaluate.add_argument("--manifest", type=Path, required=True)
@@ -176,7 +179,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.config or args.rtsp:
         figures = user_figures(args.config, args.rtsp, args.mqtt, args.seconds)
     else:
-        figures = run_bench(args.model, args.frames)
+        figures = run_bench(args.model, args.frames, api=args.api == "on")
     for key, value in figures.items():
         print(f"{key:<24} {value}")
     if args.json:

@@ -32,7 +32,7 @@ CONSTRAINTS=""
 USER_NAME=layerwatch
 GROUPS_NEEDED=(video gpio)
 UNITS=(layerwatch.service layerwatch-fan.service)
-CREDENTIALS=(discord_webhook_url mqtt_username mqtt_password rtsp_url aws_credentials telegram_bot_token printer_api_key)
+CREDENTIALS=(discord_webhook_url mqtt_username mqtt_password rtsp_url aws_credentials telegram_bot_token printer_api_key api_token)
 
 usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 

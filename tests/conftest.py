@@ -20,6 +20,8 @@ from tests.mqtt_fixtures import mosquitto, subscriber  # noqa: F401
 from tests.source_fixtures import *  # noqa: F403
 
 os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
+# every service a test starts serves its HTTP API on 127.0.0.1 only, on a free port
+os.environ.setdefault("LAYERWATCH_API_LISTEN", "127.0.0.1:0")
 REPO = Path(__file__).resolve().parents[1]
 
 

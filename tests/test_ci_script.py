@@ -25,7 +25,7 @@ def test_ci_installs_the_debian_packages_the_tests_and_docs_use():
     needed = {"mosquitto", "ffmpeg", "openssl", "gir1.2-gst-rtsp-server-1.0", "python3-gi",
               "gstreamer1.0-plugins-base", "gstreamer1.0-plugins-good", "gstreamer1.0-plugins-bad",
               "gstreamer1.0-tools", "libsystemd-dev", "pkg-config", "systemd", "shellcheck",
-              "python3-venv", "python3-pip"}  # fmt: skip
+              "python3-venv", "python3-pip", "chromium", "chromium-driver"}  # fmt: skip
     assert needed <= packages, needed - packages
     docs = " ".join(p.read_text() for p in [REPO / "README.md", *(REPO / "docs").glob("*.md")])
     if "mosquitto_pub" in docs:

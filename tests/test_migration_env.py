@@ -65,9 +65,11 @@ def test_bridge_environment(tmp_path: Path):
         "OPENROUTER_BASE_URL": "https://openrouter.example/api/v1",
         "AI_MODEL": "google/gemini-2.5-flash",
         "AI_CONFIDENCE_THRESHOLD": "0.6",
+        "PORT": "8081",
         "LAYERWATCH_CONFIG": str(tmp_path / "absent.toml"),
     }
     config = load_config(None, environ)
+    assert config.api.listen == "0.0.0.0:8081"  # the bridge's API port, its paths kept (tests/test_api_*)
     assert config.cloud.type == "openai_compatible"
     judge = config.cloud.openai_compatible
     assert judge.api_key is not None and judge.api_key.get_secret_value() == "sk-or-test"

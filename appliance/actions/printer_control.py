@@ -4,7 +4,8 @@
 configured ``printer.action`` (``pause``, ``cancel``; ``none`` does nothing) runs after
 ``alarm.countdown_s`` seconds, PrintGuard-style, unless an ``acknowledge`` command (MQTT, Home
 Assistant button, GPIO button, API) for that camera arrives first. Reminders of the same failure
-start no second countdown. A ``pause_print`` command pauses at once. A failed request is retried
+start no second countdown. A ``pause_print`` (``cancel_print``) command pauses (cancels) at once.
+A failed request is retried
 ``printer.retries`` times, ``printer.retry_backoff_s`` doubling; a 4xx (wrong key, no job) is not.
 Every step is published on the event hub (``printer_countdown``, ``printer_countdown_cancelled``,
 ``printer_action`` with ``outcome`` done/failed/refused), which the MQTT sink sends to ``P/event``,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from appliance.service.wiring import ServiceContext
 
 logger = logging.getLogger(__name__)
+NOW_ACTIONS = (CommandKind.PAUSE_PRINT, CommandKind.CANCEL_PRINT)  # commands acted on at once
 COMPLETED_PERCENT = 99.0  # a job that ends at or above this progress completed
 
 
@@ -133,9 +135,10 @@ class PrinterControl:
                 self.hub.emit(
                     "printer_countdown_cancelled", {"camera": camera, "alert": alert_id, "action": action}
                 )
-        elif command.kind == CommandKind.PAUSE_PRINT and self._linked(command.camera):
+        elif command.kind in NOW_ACTIONS and self._linked(command.camera):
+            action = "pause" if command.kind == CommandKind.PAUSE_PRINT else "cancel"
             with self._cond:
-                self._now_actions.append((command.camera or "", "pause", f"command from {command.origin}"))
+                self._now_actions.append((command.camera or "", action, f"command from {command.origin}"))
                 self._cond.notify_all()
 
     # -- the action thread -------------------------------------------------------------------

@@ -118,6 +118,9 @@ ENV_OVERRIDES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TIMELAPSE_FPS_CAP": ("history.timelapse.fps_cap", lambda n, v: v),
     # the MQTT quality-monitoring system's quality threshold: the roughness signal's upper limit
     "ROUGHNESS_THRESHOLD": ("telemetry.signals.roughness.max", lambda n, v: v),
+    "LAYERWATCH_API_LISTEN": ("api.listen", lambda n, v: v),
+    # printer-realtime-bridge: its API port (it listened on every address)
+    "PORT": ("api.listen", lambda n, v: f"0.0.0.0:{v}"),
 }
 
 # the bridge's variables: any of them switches [history] on when the file does not set history.enabled
@@ -137,6 +140,7 @@ CREDENTIAL_FILES: dict[str, str] = {
     "printer_api_key": "printer.api_key",
     "octoprint_api_key": "printer.api_key",
     "moonraker_api_key": "printer.api_key",
+    "api_token": "api.token",
 }
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
+from appliance.config.api import ApiConfig
 from appliance.config.base import StrictModel
 from appliance.config.cloud import CloudConfig
 from appliance.config.hardware import HardwareConfig
@@ -162,6 +163,7 @@ class LayerwatchConfig(StrictModel):
     )
     history: HistoryConfig = Field(default_factory=HistoryConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> LayerwatchConfig:

@@ -30,6 +30,7 @@ from appliance.detector.base import Detection, Detector, verdict_for
 from appliance.detector.bundle import ModelBundle, ModelVariant, load_bundle
 from appliance.detector.calibration import CameraCalibration, new_calibration, stack_embeddings
 from appliance.detector.camera_learner import Answer, CameraLearner
+from appliance.detector.ignore_zones import IgnoreMask
 from appliance.detector.learner import FrameFeatures, frame_features, sigmoid
 from appliance.detector.runtime import EmbeddingBackend, open_backend
 from appliance.detector.variant_timing import ChildTimingError, time_in_process, time_variant
@@ -180,6 +181,8 @@ class CameraScoring:
     calibration: CameraCalibration | None
     threshold_override: float | None = None
     band_override: float | None = None
+    #: the camera's ignore zones (:mod:`appliance.detector.ignore_zones`): painted over before embedding
+    ignore: IgnoreMask | None = None
 
     @property
     def threshold(self) -> float:
@@ -276,6 +279,8 @@ class PrototypeDetector(Detector):
     def analyse(self, image_bgr: np.ndarray, camera: CameraScoring | None = None) -> Detection:
         start = time.perf_counter()
         camera = camera or self.default_scoring
+        if camera.ignore:
+            image_bgr = camera.ignore.apply(image_bgr, self.input_size)
         embedding, patches = self.embed(image_bgr)
         features, cell_logits = self.features(embedding, patches)
         score = self.score(features, camera)
@@ -283,6 +288,8 @@ class PrototypeDetector(Detector):
         span = float(cell_logits.max() - cell_logits.min())
         relative = (cell_logits - cell_logits.min()) / span if span > 1e-9 else np.ones_like(cell_logits)
         heatmap = (score * relative).astype(np.float32).reshape(self.bundle.patch_grid)
+        if camera.ignore:
+            heatmap = camera.ignore.clear_heatmap(heatmap)
         return Detection(
             score=score,
             verdict=verdict_for(score, camera.threshold, camera.band),

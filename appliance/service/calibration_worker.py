@@ -69,6 +69,7 @@ class CalibrationWorker:
         self._queue: deque[CameraPipeline] = deque()
         self._current: _Collecting | None = None
         self._finished: deque[CameraPipeline] = deque()
+        self._wanted: dict[str, int] = {}  # camera -> frames asked for (the API's "capture N frames")
         self._lock = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -77,9 +78,9 @@ class CalibrationWorker:
         self.abandoned = 0
 
     # -- the analysis thread ---------------------------------------------------------------
-    def request(self, pipeline: CameraPipeline) -> bool:
-        """Queue a recalibration of ``pipeline``'s camera; False if one is queued or running (merged into
-        it) or the service is stopping."""
+    def request(self, pipeline: CameraPipeline, frames: int | None = None) -> bool:
+        """Queue a recalibration of ``pipeline``'s camera from ``frames`` frames (default
+        ``calibration.frames``); False (merged) if one is queued or running."""
         if self._stop.is_set():
             return False
         with self._lock:
@@ -90,6 +91,8 @@ class CalibrationWorker:
                             "in progress" if running else "queued")  # fmt: skip
                 return False
             self._queue.append(pipeline)
+            if frames:
+                self._wanted[pipeline.name] = frames
             pipeline.calibrating = True
             self._lock.notify_all()
             if self._thread is None and not self._stop.is_set():
@@ -142,7 +145,8 @@ class CalibrationWorker:
                     return
                 pipeline = self._queue.popleft()
                 calibration = pipeline.config.calibration
-                self._current = _Collecting(pipeline, calibration.frames, calibration.interval_s)
+                wanted = self._wanted.pop(pipeline.name, None) or calibration.frames
+                self._current = _Collecting(pipeline, wanted, calibration.interval_s)
             try:
                 self._calibrate(self._current)
                 with self._lock:
@@ -189,6 +193,8 @@ class CalibrationWorker:
             embedded = []
             for _ in range(job.wanted):
                 image = self._next_frame(job, deadline)
+                if pipeline.ignore:  # the camera's ignore zones are painted over, as in the analysis
+                    image = pipeline.ignore.apply(image, detector.input_size)
                 with self.model_lock:  # the backend is not shared between threads at the same moment
                     embedded.append(detector.embed(image))
             if self._stop.is_set():

@@ -20,11 +20,14 @@ class CommandKind(enum.StrEnum):
     RESUME = "resume"  # monitoring on again
     TEST_ALARM = "test_alarm"  # exercise every alarm output once
     RELAY = "relay"  # value: True (on) / False (off)
-    RECALIBRATE = "recalibrate"  # capture calibration frames now and use them
+    RECALIBRATE = "recalibrate"  # capture calibration frames now and use them; value: {"frames": N} or None
     PAUSE_PRINT = "pause_print"  # ask the linked printer to pause
     ANSWER = "answer"  # value: {"label": ok|failure, "alert": id | None, "frame": id | None}
     WITHDRAW = "withdraw"  # value: an answer id or frame id to take back
     PRINT_FINISHED = "print_finished"  # value: {"completed": bool}: the linked printer's job ended
+    CANCEL_PRINT = "cancel_print"  # ask the linked printer to cancel its job
+    IGNORE_ZONES = "ignore_zones"  # value: tuple of appliance.detector.ignore_zones.Zone (empty: none)
+    ADD_EXAMPLES = "add_examples"  # value: {"label": ok|failure, "images": [BGR arrays]}: uploaded examples
 
 
 @dataclass(frozen=True)

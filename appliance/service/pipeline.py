@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from appliance.actions.evidence import draw_evidence, encode_jpeg
 from appliance.config.model import CameraConfig
 from appliance.decision import Alert, CameraState, DecisionEngine, Transition
@@ -26,7 +28,8 @@ from appliance.detector import (
     load_calibration,
 )
 from appliance.detector.bundle import ModelBundle
-from appliance.detector.camera_learner import CameraLearner
+from appliance.detector.camera_learner import Answer, CameraLearner
+from appliance.detector.ignore_zones import IgnoreMask, Zone, load_zones, save_zones
 from appliance.errors import EndOfStreamError, SourceError
 from appliance.service.camera_answers import CameraAnswers
 from appliance.service.storage_health import StorageHealth
@@ -129,6 +132,7 @@ class CameraPipeline:
         #: state files of this camera that could not be read and were set aside (shown in the state
         #: payload as ``problems`` and sent once as a ``state_file_set_aside`` device event)
         self.problems: list[str] = []
+        self.ignore = IgnoreMask(load_zones(state_dir, self.name, report=self.problems.append))
         #: held while the detector runs (the service shares one lock with its calibration worker)
         self.model_lock = threading.Lock()
         #: called with every frame read (the calibration worker takes its frames from here)
@@ -153,6 +157,7 @@ class CameraPipeline:
         self.scoring = self.detector.scoring_for(calibration, stored)
         self.answers.learner = self.scoring.learner
         self.answers.learner.camera = self.name
+        self.scoring.ignore = self.ignore
         logger.info(
             "camera %s: %s, learner %s, threshold %.3f, uncertain band %.3f",
             self.name,
@@ -175,6 +180,30 @@ class CameraPipeline:
     def print_ended(self, completed: bool) -> int:
         """The linked printer's job ended (completed or not): what the camera learns from it."""
         return self.answers.print_ended(completed)
+
+    def set_ignore_zones(self, zones: tuple[Zone, ...]) -> None:
+        """Store the camera's ignore zones and score the next frame with them."""
+        try:
+            save_zones(self.state_dir, self.name, zones)
+        except OSError as exc:  # still used until the restart
+            logger.error("camera %s: cannot store the ignore zones: %s", self.name, exc)
+        self.ignore = IgnoreMask(zones)
+        self.scoring.ignore = self.ignore
+        logger.info("camera %s: %d ignore zone(s)", self.name, len(zones))
+
+    def add_examples(self, images: list[np.ndarray], label: str) -> int:
+        """Uploaded pictures of this camera (``label`` ok or failure) become answers of its learner."""
+        answers = []
+        for image in images:
+            with self.model_lock:  # shared with the calibration worker
+                features = self.detector.analyse(image, self.scoring).features
+            if features is not None:
+                answers.append(Answer(label, "user", features.phi, features.s0, frame_id="upload"))
+        if answers:
+            self.answers.learner.add(answers)
+            self.answers._save()
+        logger.info("camera %s: %d uploaded %s example(s) learned", self.name, len(answers), label)
+        return len(answers)
 
     @property
     def state(self) -> CameraState:
@@ -300,6 +329,8 @@ class CameraPipeline:
             "fps": round(self.fps, 2),
             "analysed": self.analysed,
             "calibrated": self.scoring.calibration is not None,
+            "calibration": self.scoring.calibration.summary if self.scoring.calibration else None,
+            "ignore_zones": [z.to_json() for z in self.ignore.zones],
             "frame_id": self.last_frame_id,
             "learner": self.scoring.learner.summary(),
             "problems": list(self.problems) + (self.storage.messages() if self.storage else []),

@@ -266,7 +266,12 @@ class Service:
                 elif command.kind == CommandKind.RESUME:
                     pipeline.emit(pipeline.engine.resume(now), {"command": "resume"})
                 elif command.kind == CommandKind.RECALIBRATE:
-                    self.calibration.request(pipeline)  # queued (or merged): the loop goes on
+                    frames = command.value.get("frames") if isinstance(command.value, dict) else None
+                    self.calibration.request(pipeline, frames)  # queued (or merged): the loop goes on
+                elif command.kind == CommandKind.IGNORE_ZONES:
+                    pipeline.set_ignore_zones(command.value or ())
+                elif command.kind == CommandKind.ADD_EXAMPLES:
+                    pipeline.add_examples(command.value["images"], command.value["label"])
                 elif command.kind == CommandKind.ANSWER:
                     self._answer(pipeline, command)
                 elif command.kind == CommandKind.PRINT_FINISHED:
