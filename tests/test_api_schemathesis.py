@@ -29,6 +29,6 @@ def test_schemathesis_finds_nothing(tmp_path: Path):
              "--checks", "all", "--max-examples", "10", "--max-time", "45", "--seed", "17", "-w", "1",
              "--exclude-path-regex", "(stream|events|calibrate)$", "--request-timeout", "10",
              "--report", "junit", "--report-dir", str(tmp_path / "schemathesis")],
-            capture_output=True, text=True, timeout=180,
+            capture_output=True, text=True, timeout=180, cwd=tmp_path,
         )  # fmt: skip
     assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-2000:]

@@ -152,6 +152,32 @@ def test_frozen_server_goes_camera_offline_within_frozen_after_s(
         assert_state_stays_fresh(service, seconds=3 * STATE_INTERVAL_S)
 
 
+THAWED_WITHIN_S = 5.0 + 5.0 + FROZEN_AFTER_S + 3.0  # FROZEN_RETRY_MAX_S + an open + a freeze, + slack
+
+
+@pytest.mark.rtsp
+@pytest.mark.slow
+def test_a_thawed_server_is_read_within_one_open_cycle_not_after_reconnect_max_s(
+    tmp_path: Path, rtsp_server: RtspTestServer, mosquitto: Broker
+) -> None:
+    """Defect 8's thaw: a frozen server answers the TCP probe all along, so the probe cannot end the wait;
+    the back-off between full opens stops at FROZEN_RETRY_MAX_S after a freeze (31.4 s measured before)."""
+    with watched_service(camera_toml(tmp_path, rtsp_server.url, mosquitto), mosquitto) as service:
+        _, before = service.wait_state(analysing, timeout=30)
+        rtsp_server.freeze()
+        service.wait_state(lambda s: s["state"] == "camera_offline", timeout=FROZEN_AFTER_S + 10)
+        time.sleep(20)  # the back-off would have doubled to reconnect_max_s (30 s) by now
+        seen = len(service.states())
+        rtsp_server.thaw()
+        thawed = time.monotonic()
+        at, _ = service.wait_state(
+            lambda s: analysing(s) and s["analysed"] > before["analysed"], timeout=40, after=seen
+        )
+        took = at - thawed
+        print(f"frozen 20 s: frames {took:.2f} s after the thaw")
+        assert took < THAWED_WITHIN_S, f"frames only {took:.1f} s after the thaw"
+
+
 class SilentServer:
     """Accepts TCP connections and never answers; counts the connections that sent anything (a full
     RTSP open speaks first; the service's TCP probe sends nothing)."""

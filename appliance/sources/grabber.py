@@ -15,6 +15,10 @@ the source has a server): a server that comes back ends the wait, so a returning
 within a second or two while a dead one still gets full opens only at the back-off's pace.
 A stream that is connected but gives no new frame for ``frozen_after_s`` seconds is ``FROZEN``:
 ``read()`` raises :class:`~appliance.errors.SourceFrozenError` and asks the thread to reconnect.
+A frozen server still answers the probe, so the probe cannot tell when it thaws: after a freeze the
+delay between full opens stops doubling at ``FROZEN_RETRY_MAX_S`` (5 s), so a thawed camera is read
+within one open cycle (about 5 s + ``frozen_after_s``), not after ``reconnect_max_s``; one full open
+per cycle is not hammering a server that accepts connections.
 
 Subclasses only say how to open the capture (:meth:`GrabbedSource._connect`).
 """
@@ -46,6 +50,9 @@ class Capture(Protocol):
     def read(self) -> tuple[bool, np.ndarray | None]: ...
 
     def release(self) -> None: ...
+
+
+FROZEN_RETRY_MAX_S = 5.0  # the back-off cap between full opens after a freeze (module docstring)
 
 
 class GrabbedSource(FrameSource):
@@ -157,6 +164,7 @@ class GrabbedSource(FrameSource):
     def _run(self, stop: threading.Event) -> None:
         delay = self.reconnect_min_s
         attempt = 0
+        frozen = False  # the last connection froze (connected, then silent): FROZEN_RETRY_MAX_S applies
         while not stop.is_set():
             if attempt:
                 self.status.reconnects += 1
@@ -176,13 +184,16 @@ class GrabbedSource(FrameSource):
                     break
                 if frames:
                     delay = self.reconnect_min_s
+                    frozen = False
                 if silent_s is None:
                     self._went_offline(f"{self.description}: the stream ended (connection closed)")
                 else:
                     self._went_frozen(silent_s)
+                    frozen = True
             if self._wait_before_reconnect(stop, delay):
                 break
-            delay = min(delay * 2, self.reconnect_max_s)
+            cap = min(self.reconnect_max_s, FROZEN_RETRY_MAX_S) if frozen else self.reconnect_max_s
+            delay = max(self.reconnect_min_s, min(delay * 2, cap))
         with self._cond:
             if stop is self._stop:  # not when a newer open() already runs another thread
                 self._connected = False
