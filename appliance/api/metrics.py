@@ -10,7 +10,9 @@ spend, as the thermal governor and the cloud judge publish them):
 * ``layerwatch_alerts_total{camera}`` (reminders included), ``layerwatch_api_event_clients``
 * ``layerwatch_cloud_calls``, ``layerwatch_cloud_spend_usd`` (this month),
   ``layerwatch_cpu_temperature_celsius``,
-  ``layerwatch_fan_duty`` (0..1), each only when known.
+  ``layerwatch_fan_duty`` (0..1), each only when known;
+* ``layerwatch_printer_value{signal}``: the printer telemetry's latest figures (``nozzle_temp``,
+  ``bed_temp``, ``layer_height``, ... as :mod:`appliance.telemetry.sink` stores them: ``printer_<signal>``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ class _TelemetryCollector(Collector):
         for name, (help_text, value) in known.items():
             if value is not None:
                 yield GaugeMetricFamily(name, help_text, value=float(value))
+        printer = GaugeMetricFamily(
+            "layerwatch_printer_value", "Printer telemetry, latest value per signal", labels=["signal"]
+        )
+        for key, value in sorted(numbers.items()):
+            if key.startswith("printer_") and isinstance(value, int | float):
+                printer.add_metric([key.removeprefix("printer_")], float(value))
+        if printer.samples:
+            yield printer
 
 
 class ApiMetrics:
