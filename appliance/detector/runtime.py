@@ -30,6 +30,26 @@ EMBEDDING_NAME = "embedding"
 PATCHES_NAME = "patch_embeddings"
 
 
+def onnx_session(path: Path, threads: int) -> Any:
+    """An ONNX Runtime CPU session for ``path``: ``threads`` intra-op threads, sequential, full graph
+    optimisation, warnings off. Raises BackendUnavailableError without onnxruntime and ModelFormatError
+    for a file it cannot load."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise BackendUnavailableError("onnxruntime is not installed: pip install onnxruntime") from exc
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ModelFormatError(f"{path}: ONNX Runtime cannot load it: {exc}") from exc
+
+
 class EmbeddingBackend(abc.ABC):
     """Runs one model file. ``embed`` takes one RGB uint8 image already at the input size."""
 
@@ -60,20 +80,7 @@ class OnnxBackend(EmbeddingBackend):
 
     def __init__(self, path: Path, precision: str, threads: int = 1):
         super().__init__(path, precision)
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:  # pragma: no cover - a core dependency
-            raise BackendUnavailableError("onnxruntime is not installed: pip install onnxruntime") from exc
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise ModelFormatError(f"{path}: ONNX Runtime cannot load it: {exc}") from exc
+        self._session = onnx_session(path, threads)
         names = {o.name for o in self._session.get_outputs()}
         inputs = {i.name for i in self._session.get_inputs()}
         if INPUT_NAME not in inputs or not {EMBEDDING_NAME, PATCHES_NAME} <= names:
@@ -182,18 +189,7 @@ class OnnxTensorBackend(TensorBackend):
     runtime = "onnxruntime"
 
     def __init__(self, path: Path, threads: int = 1):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise ModelFormatError(f"{path}: ONNX Runtime cannot load it: {exc}") from exc
+        self._session = onnx_session(path, threads)
         inputs = self._session.get_inputs()
         if len(inputs) != 1:
             raise ModelFormatError(f"{path}: expected one input tensor, got {[i.name for i in inputs]}")
