@@ -50,13 +50,3 @@ def shipped_model() -> Path:
     if not manifest.is_file():
         pytest.fail("the shipped model models/layerwatch.json is missing")
     return manifest
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With pytest-xdist (``scripts/test.sh`` runs ``-n 2 --dist loadgroup``): the two long runs, the
-    10-minute soak and the SD image build and boots, go in order on one worker while every other test runs
-    in order on the other, as they would serially; the suite's wall time is then about the longer of the
-    two instead of their sum."""
-    for item in items:
-        long_run = "soak" in item.name or item.path.name == "test_image_build.py"
-        item.add_marker(pytest.mark.xdist_group("long" if long_run else "suite"))
