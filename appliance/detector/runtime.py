@@ -30,6 +30,18 @@ EMBEDDING_NAME = "embedding"
 PATCHES_NAME = "patch_embeddings"
 
 
+def litert_interpreter(path: Path, threads: int) -> Any:
+    """A LiteRT interpreter for ``path`` with its tensors allocated (ai-edge-litert first, then
+    tflite-runtime). Raises ModelFormatError for a file it cannot load."""
+    interpreter_class = _import_litert_interpreter()
+    try:
+        interpreter = interpreter_class(model_path=str(path), num_threads=threads)
+        interpreter.allocate_tensors()
+    except Exception as exc:
+        raise ModelFormatError(f"{path}: LiteRT cannot load it: {exc}") from exc
+    return interpreter
+
+
 def onnx_session(path: Path, threads: int) -> Any:
     """An ONNX Runtime CPU session for ``path``: ``threads`` intra-op threads, sequential, full graph
     optimisation, warnings off. Raises BackendUnavailableError without onnxruntime and ModelFormatError
@@ -119,12 +131,7 @@ class LiteRtBackend(EmbeddingBackend):
 
     def __init__(self, path: Path, precision: str, threads: int = 1):
         super().__init__(path, precision)
-        interpreter_class = _import_litert_interpreter()
-        try:
-            self._interpreter = interpreter_class(model_path=str(path), num_threads=threads)
-            self._interpreter.allocate_tensors()
-        except Exception as exc:
-            raise ModelFormatError(f"{path}: LiteRT cannot load it: {exc}") from exc
+        self._interpreter = litert_interpreter(path, threads)
         inputs = self._interpreter.get_input_details()
         details = self._interpreter.get_output_details()
         outputs = {self._base_name(d["name"]): d["index"] for d in details}
@@ -215,12 +222,7 @@ class LiteRtTensorBackend(TensorBackend):
     runtime = "litert"
 
     def __init__(self, path: Path, threads: int = 1):
-        interpreter_class = _import_litert_interpreter()
-        try:
-            self._interpreter = interpreter_class(model_path=str(path), num_threads=threads)
-            self._interpreter.allocate_tensors()
-        except Exception as exc:
-            raise ModelFormatError(f"{path}: LiteRT cannot load it: {exc}") from exc
+        self._interpreter = litert_interpreter(path, threads)
         inputs = self._interpreter.get_input_details()
         if len(inputs) != 1:
             raise ModelFormatError(f"{path}: expected one input tensor, got {[d['name'] for d in inputs]}")
