@@ -2,7 +2,8 @@
 
 Subcommands: ``run`` (the service), ``demo`` (the service on the bundled clip), ``check-config``,
 ``calibrate``, ``test`` (analyse one frame and exit; also ``TEST_MODE=true layerwatch run``),
-``bench`` (speed and memory figures) and ``eval`` (accuracy on a manifest of labelled frames).
+``bench`` (speed and memory figures), ``eval`` (accuracy on a manifest of labelled frames), ``fan``
+(the fan service) and ``status-light`` (the LED code for "unconfigured" / "config_error").
 
 Exit codes: 0 success, 1 runtime failure, 2 usage error, 78 invalid configuration (EX_CONFIG).
 """
@@ -103,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     fan = sub.add_parser("fan", help="run the fan control service (layerwatch-fan)")
     _add_config_arg(fan)
     fan.add_argument("--once", action="store_true", help="one reading: set the fan, print JSON, exit")
+
+    light = sub.add_parser(
+        "status-light", help="show 'unconfigured' or 'config_error' on the status LEDs until stopped"
+    )
+    light.add_argument("state", choices=("unconfigured", "config_error"))
+    _add_config_arg(light)
+    light.add_argument("--leds", type=Path, default=Path("/sys/class/leds"), help=argparse.SUPPRESS)
     return parser
 
 
@@ -245,6 +253,21 @@ def cmd_fan(args: argparse.Namespace) -> int:
     return run_fan(hardware, stop)
 
 
+def cmd_status_light(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from appliance.config.loader import DEFAULT_CONFIG_PATH
+    from appliance.hardware.setup_light import run_status_light
+
+    setup_logging("info")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    path = args.config or Path(os.environ.get("LAYERWATCH_CONFIG") or DEFAULT_CONFIG_PATH)
+    return run_status_light(args.state, stop, config_path=path, leds_root=args.leds)
+
+
 COMMANDS = {
     "run": cmd_run,
     "demo": cmd_demo,
@@ -254,6 +277,7 @@ COMMANDS = {
     "bench": cmd_bench,
     "eval": cmd_eval,
     "fan": cmd_fan,
+    "status-light": cmd_status_light,
 }
 
 

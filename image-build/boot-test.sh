@@ -2,8 +2,13 @@
 # Boot a Layerwatch image under QEMU (TCG, no network) with the image's own kernel and initramfs
 # (read from its FAT boot partition with mtools, nothing mounted) and read the serial console:
 #
-#   image-build/boot-test.sh IMAGE [--arch amd64|arm64] [--log FILE] [--timeout S]
+#   image-build/boot-test.sh IMAGE [--arch amd64|arm64] [--firmware kernel|bios|uefi] [--log FILE]
+#                                  [--timeout S]
 #
+# --firmware kernel (default) hands QEMU the kernel and initramfs directly; amd64 images can also
+# boot through their own boot loader: bios (SeaBIOS -> the MBR code -> SYSLINUX) or uefi (OVMF,
+# package ovmf -> systemd-boot). Then the loader's entry on the FAT partition gets the report's
+# kernel arguments (edited in place with mtools).
 # The image boots with layerwatch.boot_report on the kernel command line, so
 # layerwatch-boot-report.service prints its report to the console and powers off. The last line of
 # output is one JSON object: ready_s (power-on to layerwatch.service READY, null without READY),
@@ -16,11 +21,14 @@ IMAGE=""
 ARCH=""
 LOG=""
 TIMEOUT=${LAYERWATCH_BOOT_TIMEOUT:-300}
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+FIRMWARE=kernel
+OVMF=${OVMF:-/usr/share/ovmf/OVMF.fd}
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) ARCH=${2:?}; shift ;;
     --log) LOG=${2:?}; shift ;;
+    --firmware) FIRMWARE=${2:?}; shift ;;
     --timeout) TIMEOUT=${2:?}; shift ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "boot-test.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -40,18 +48,36 @@ LOG=${LOG:-$WORK/console.log}
 # the kernel and initramfs from the boot partition (partition 1), read in place with mtools
 start=$(sfdisk --dump "$IMAGE" | awk -F'[=,]' '/^[^ ]*1 *:/ { gsub(/ /, "", $2); print $2 }')
 offset=$((start * 512))
-mcopy -n -i "$IMAGE@@$offset" ::/vmlinuz "$WORK/vmlinuz"
-mcopy -n -i "$IMAGE@@$offset" ::/initrd.img "$WORK/initrd.img"
+report_args="panic=-1 layerwatch.boot_report=$((TIMEOUT / 2))"
+append="root=LABEL=lwroot rw rootwait $report_args"
 
-append="root=LABEL=lwroot rw rootwait panic=-1 layerwatch.boot_report=$((TIMEOUT / 2))"
-case "$ARCH" in
-  amd64)
+# the boot loader's own entry, with the report's arguments added: $1 the file on the FAT partition,
+# $2 the sed expression that appends them
+loader_entry() {
+  mcopy -n -i "$IMAGE@@$offset" "::$1" "$WORK/entry"
+  sed -i "$2" "$WORK/entry"
+  mcopy -o -i "$IMAGE@@$offset" "$WORK/entry" "::$1"
+}
+case "$ARCH/$FIRMWARE" in
+  amd64/kernel)
     qemu=(qemu-system-x86_64 -M q35 -cpu max -append "$append console=ttyS0,115200") ;;
-  arm64)
+  arm64/kernel)
     qemu=(qemu-system-aarch64 -M virt -cpu cortex-a72 -append "$append console=ttyAMA0") ;;
-  *) echo "boot-test.sh: --arch amd64|arm64" >&2; exit 2 ;;
+  amd64/bios)
+    loader_entry /syslinux/syslinux.cfg "s|^\(  APPEND .*\)$|\1 $report_args|"
+    qemu=(qemu-system-x86_64 -M q35 -cpu max) ;;
+  amd64/uefi)
+    [ -f "$OVMF" ] || { echo "boot-test.sh: --firmware uefi needs OVMF ($OVMF; package ovmf)" >&2; exit 2; }
+    loader_entry /loader/entries/layerwatch.conf "s|^\(options .*\)$|\1 $report_args|"
+    qemu=(qemu-system-x86_64 -M q35 -cpu max -bios "$OVMF") ;;
+  *) echo "boot-test.sh: --arch amd64|arm64, --firmware kernel|bios|uefi (bios and uefi: amd64)" >&2; exit 2 ;;
 esac
-qemu+=(-accel tcg -smp 2 -m 1024 -kernel "$WORK/vmlinuz" -initrd "$WORK/initrd.img"
+if [ "$FIRMWARE" = kernel ]; then
+  mcopy -n -i "$IMAGE@@$offset" ::/vmlinuz "$WORK/vmlinuz"
+  mcopy -n -i "$IMAGE@@$offset" ::/initrd.img "$WORK/initrd.img"
+  qemu+=(-kernel "$WORK/vmlinuz" -initrd "$WORK/initrd.img")
+fi
+qemu+=(-accel tcg -smp 2 -m 1024
   -drive "file=$IMAGE,format=raw,if=virtio,cache=unsafe" -serial "file:$LOG" -display none
   -monitor none -nic none -no-reboot)
 
@@ -72,7 +98,7 @@ while kill -0 "$pid" 2>/dev/null; do
 done
 wait "$pid" || true
 [ -n "$seen" ] || seen=$(date +%s.%N)
-sed -n '/LAYERWATCH-JOURNAL-BEGIN/,/LAYERWATCH-JOURNAL-END/p' "$LOG" | tr -d '\r'
+sed -n '/LAYERWATCH-JOURNAL-BEGIN/,/LAYERWATCH-CHAIN-END/p' "$LOG" | tr -d '\r'
 
 python3 - "$LOG" "$t0" "$seen" <<'PY'
 import json, sys
@@ -98,6 +124,7 @@ result = {
     "failed_units": report["failed_units"],
     "layerwatch_state": report["layerwatch_state"],
     "n_restarts": int(report["unit"].get("NRestarts") or 0),
+    "status_light": report.get("status_light", {}),
     "status_text": report["unit"].get("StatusText", ""),
     "boot_partition": report["boot_partition"],
     "etc_layerwatch": report["etc_layerwatch"],

@@ -12,7 +12,8 @@
 # Environment: LAYERWATCH_MIRROR (Debian mirror, default http://deb.debian.org/debian),
 # LAYERWATCH_XZ_LEVEL (xz preset, default 6; the CI test uses 0), PYTHON (the host python with pip
 # that downloads the wheels, default python3). Host packages: mmdebstrap mtools dosfstools fdisk
-# e2fsprogs xz-utils python3-pip, and for arm64 qemu-user-static binfmt-support arch-test.
+# e2fsprogs xz-utils python3-pip, for amd64 syslinux syslinux-common (BIOS boot), for arm64
+# qemu-user-static binfmt-support arch-test.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)

@@ -4,8 +4,10 @@ FAT boot partition was written with mtools (no mounts):
 
 - the replay demo config as layerwatch.toml, a credential and a host name on the boot partition: they
   are moved off it, the root partition grows, layerwatch.service is READY and watching, no unit failed;
-- an invalid layerwatch.toml: the journal names the key, the state is config_error, no restart loop;
-- nothing on the boot partition: the safe "unconfigured" state, no unit failed.
+- an invalid layerwatch.toml, booted through the BIOS path (SeaBIOS, MBR code, SYSLINUX): the journal
+  names the key, the state is config_error, the status light unit runs, no restart loop;
+- nothing on the boot partition, booted through the UEFI path (OVMF, systemd-boot): the safe
+  "unconfigured" state with its status light code, no unit failed.
 
 ``LAYERWATCH_TEST_IMAGE=/path/layerwatch-amd64.img`` boots an image built before instead of building.
 """
@@ -35,7 +37,7 @@ SCRIPTS = sorted(
 DEMO_CONFIG = IMAGE_BUILD / "steps/30-layerwatch/files/usr/share/layerwatch/layerwatch.demo.toml"
 BUILD_TIMEOUT_S = 1500
 BOOT_TIMEOUT_S = 600  # under TCG; a loaded 2-core machine took 290 s to power-off
-TOOLS = ("mmdebstrap", "qemu-system-x86_64", "mcopy", "mkfs.vfat", "sfdisk", "mkfs.ext4", "xz")
+TOOLS = ("mmdebstrap", "qemu-system-x86_64", "mcopy", "mkfs.vfat", "sfdisk", "mkfs.ext4", "xz", "syslinux")
 
 
 def test_image_build_scripts_found():
@@ -118,9 +120,9 @@ def _variant(image: Path, tmp_path: Path, files: dict[str, str], grow_mb: int = 
     return copy
 
 
-def _boot(image: Path) -> tuple[int, dict[str, Any], str]:
+def _boot(image: Path, firmware: str = "kernel") -> tuple[int, dict[str, Any], str]:
     proc = subprocess.run(
-        [IMAGE_BUILD / "boot-test.sh", image, "--timeout", str(BOOT_TIMEOUT_S)],
+        [IMAGE_BUILD / "boot-test.sh", image, "--timeout", str(BOOT_TIMEOUT_S), "--firmware", firmware],
         capture_output=True, text=True, timeout=BOOT_TIMEOUT_S + 60,
     )  # fmt: skip
     result = _last_json(proc.stdout)
@@ -160,28 +162,36 @@ def test_boot_with_the_replay_config_on_the_boot_partition(amd64_image: Path, tm
 @pytest.mark.slow
 def test_boot_with_an_invalid_config_names_the_key_and_does_not_loop(amd64_image: Path, tmp_path: Path):
     bad = "[service]\nanalysis_interval_s = -1\n"
-    code, result, out = _boot(_variant(amd64_image, tmp_path, {"layerwatch.toml": bad}))
+    # through the BIOS boot path: SeaBIOS, the image's MBR code, SYSLINUX
+    code, result, out = _boot(_variant(amd64_image, tmp_path, {"layerwatch.toml": bad}), firmware="bios")
     assert code != 0
     assert result["layerwatch_state"] == "config_error", result
     assert result["ready_s"] is None
-    assert result["n_restarts"] == 0  # exit 78: RestartPreventExitStatus, no boot or restart loop
+    assert result["n_restarts"] == 0  # layerwatch.service is not started: no boot or restart loop
     assert "service.analysis_interval_s" in out  # the key path, in the journal
     assert "layerwatch.toml" not in result["boot_partition"]
-    assert result["failed_units"] == ["layerwatch.service"]
+    assert result["failed_units"] == []
+    # the LED code unit ran (QEMU has no LED: it says so in the journal and ends)
+    assert "status light: config_error: 3 flashes" in out
+    light = result["status_light"]["layerwatch-status-light@config_error.service"]
+    assert light["Result"] == "success", light
 
 
 @pytest.mark.slow
 def test_boot_without_a_config_is_unconfigured_and_safe(amd64_image: Path, tmp_path: Path):
-    code, result, out = _boot(_variant(amd64_image, tmp_path, {}))
+    # through the UEFI boot path: OVMF, the removable-media loader EFI/BOOT/BOOTX64.EFI (systemd-boot)
+    code, result, out = _boot(_variant(amd64_image, tmp_path, {}), firmware="uefi")
     assert code != 0  # no READY: nothing is watched
     assert result["layerwatch_state"] == "unconfigured", result
     assert result["failed_units"] == []
     assert "unconfigured: no layerwatch.toml" in out
+    assert "status light: unconfigured: 2 flashes" in out
 
 
 def test_ci_installs_the_image_tools():
     script = (REPO / ".ci/run").read_text()
-    tools = ("mmdebstrap", "qemu-system-x86", "mtools", "dosfstools", "fdisk", "e2fsprogs", "xz-utils")
+    tools = ("mmdebstrap", "qemu-system-x86", "mtools", "dosfstools", "fdisk", "e2fsprogs", "xz-utils",
+             "syslinux", "syslinux-common", "ovmf")  # fmt: skip
     for package in tools:
         assert f" {package}" in script, package
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The amd64 boot partition (UEFI): systemd-boot as the removable-media loader EFI/BOOT/BOOTX64.EFI,
-# one loader entry, the kernel and initramfs beside it. Written to WORK/bootfs (build.sh makes the
-# FAT file system from it); the root file system's /boot/firmware stays an empty mount point.
+# The amd64 boot partition, for UEFI and BIOS firmware alike: systemd-boot as the removable-media
+# loader EFI/BOOT/BOOTX64.EFI with one loader entry (UEFI), syslinux.cfg for SYSLINUX (BIOS; the
+# boot sector, ldlinux.sys and the MBR code are written by make-image.sh with the host's syslinux,
+# on the unmounted file system), the kernel and initramfs beside them. Written to WORK/bootfs
+# (build.sh makes the FAT file system from it); the root's /boot/firmware stays an empty mount point.
 set -euo pipefail
 ROOT=$1 WORK=$3
 BOOTFS=$WORK/bootfs
@@ -18,4 +20,15 @@ linux   /vmlinuz
 initrd  /initrd.img
 options root=LABEL=lwroot rw rootwait console=tty0 console=ttyS0,115200
 ENTRY
+install -d "$BOOTFS/syslinux"
+cat >"$BOOTFS/syslinux/syslinux.cfg" <<CFG
+# Layerwatch (Debian $version), BIOS boot; the UEFI entry is loader/entries/layerwatch.conf
+DEFAULT layerwatch
+PROMPT 0
+TIMEOUT 0
+LABEL layerwatch
+  LINUX /vmlinuz
+  INITRD /initrd.img
+  APPEND root=LABEL=lwroot rw rootwait console=tty0 console=ttyS0,115200
+CFG
 echo "$version" >"$WORK/kernel-version"

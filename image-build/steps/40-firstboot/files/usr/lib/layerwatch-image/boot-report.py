@@ -13,6 +13,7 @@ import subprocess
 import time
 
 UNIT = "layerwatch.service"
+LIGHT = "layerwatch-status-light@%s.service"
 PROPS = ("ActiveState", "SubState", "Result", "NRestarts", "StatusText", "ExecMainStatus",
          "ConditionResult", "ActiveEnterTimestampMonotonic")  # fmt: skip
 
@@ -53,8 +54,8 @@ def main() -> None:
         if unit.get("ActiveState") == "active" and camera_state(unit.get("StatusText", "")) == "watching":
             seen_watching = True
             break
-        if unit.get("ConditionResult") == "no" and image_state():
-            break
+        if image_state() in ("unconfigured", "config_error") and unit.get("ActiveState") == "inactive":
+            break  # layerwatch-status-light@STATE.service shows it; layerwatch.service is not started
         time.sleep(0.5)
     subprocess.run(["systemctl", "is-system-running", "--wait"], capture_output=True, timeout=120,
                    check=False)  # fmt: skip
@@ -70,7 +71,7 @@ def main() -> None:
             state = "watching"
     elif unit.get("ExecMainStatus") == "78" or image_state() == "config_error":
         state = "config_error"
-    elif unit.get("ConditionResult") == "no":
+    elif unit.get("ConditionResult") == "no" or image_state() == "unconfigured":
         state = "unconfigured"
     else:
         state = unit.get("ActiveState", "unknown")
@@ -84,6 +85,8 @@ def main() -> None:
         "layerwatch_state": state,
         "image_state": image_state(),
         "unit": {key: unit.get(key, "") for key in PROPS},
+        "status_light": {name: show(name, "ActiveState", "Result")
+                         for name in (LIGHT % "unconfigured", LIGHT % "config_error")},
         "boot_partition": sorted(os.listdir("/boot/firmware")),
         "etc_layerwatch": sorted(os.listdir("/etc/layerwatch")),
         "hostname": open("/etc/hostname").read().strip(),
@@ -91,11 +94,16 @@ def main() -> None:
     }
     print("\nLAYERWATCH-REPORT " + json.dumps(report), flush=True)
     journal = subprocess.run(["journalctl", "-b", "--no-pager", "-o", "short-monotonic",
-                              "-u", UNIT, "-u", "layerwatch-bootconfig.service"],
+                              "-u", UNIT, "-u", "layerwatch-bootconfig.service",
+                              "-u", "layerwatch-status-light@*"],
                              capture_output=True, text=True, check=False).stdout  # fmt: skip
     print("LAYERWATCH-JOURNAL-BEGIN", flush=True)
     print("\n".join(journal.splitlines()[-80:]), flush=True)
     print("LAYERWATCH-JOURNAL-END", flush=True)
+    # where the boot's time went, for the READY figure (printed between the journal markers' siblings)
+    chain = subprocess.run(["systemd-analyze", "critical-chain", "--no-pager", UNIT],
+                           capture_output=True, text=True, check=False).stdout  # fmt: skip
+    print("LAYERWATCH-CHAIN-BEGIN\n" + chain.strip() + "\nLAYERWATCH-CHAIN-END", flush=True)
     subprocess.run(["systemctl", "poweroff", "--no-block"], check=False)
 
 

@@ -22,6 +22,9 @@ STAMP=/var/lib/layerwatch-image/root-grown
 
 say() { echo "layerwatch-bootconfig: $*"; }
 state() { install -d "$STATE_DIR"; echo "$1" >"$STATE_DIR/state"; }
+# the LED code for a card that cannot watch (layerwatch-status-light@.service); starting it stops the
+# queued layerwatch.service (Conflicts=), so an invalid config fails once, here, and never loops
+status_light() { systemctl start --no-block "layerwatch-status-light@$1.service"; }
 
 credentials() {
   [ -d "$BOOT/credentials" ] || return 0
@@ -46,6 +49,7 @@ config() {
     echo "<4>layerwatch-bootconfig: unconfigured: no layerwatch.toml (put one on the boot partition;" \
       "example: /usr/share/layerwatch/layerwatch.example.toml); layerwatch.service is not started"
     state unconfigured
+    status_light unconfigured
     return 0
   fi
   local out
@@ -53,9 +57,10 @@ config() {
     say "$out"
     state configured
   else
-    # kept in place: layerwatch.service reports the same error and stops (exit 78, no restart)
+    # kept in place for the user to correct; layerwatch.service is not started (it would exit 78)
     echo "<3>layerwatch-bootconfig: config_error: $CONF/layerwatch.toml is invalid: $out"
     state config_error
+    status_light config_error
   fi
 }
 
