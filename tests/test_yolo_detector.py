@@ -154,23 +154,40 @@ def test_two_stage_runs_the_box_model_only_on_suspect_frames(
     exports: dict[str, Path], tmp_path: Path
 ) -> None:
     from appliance.config.model import DetectorConfig
+    from appliance.config.yolo import SecondOpinionConfig
     from appliance.detector import TwoStageDetector
     from tests.tflite_builder import write_bundle
 
     manifest = write_bundle(tmp_path / "bundle")
-    second = YoloDetectorConfig(model=exports["v8"], failure_classes=["nozzle"], threshold=0.97)
-    det = load_detector(DetectorConfig(model=manifest, type="onnx", second_opinion=second))
-    assert isinstance(det, TwoStageDetector)
     grey, red = frame(128), np.zeros((64, 128, 3), np.uint8)
     red[..., 2] = 230
-    normal = det.analyse(grey)
-    assert normal.verdict is Verdict.OK and normal.boxes == () and det.box_runs == 0
-    # the prototype finds the red frame suspect: the box model decides (nozzle 0.95 < its threshold 0.97)
-    suspect = det.analyse(red)
-    assert det.box_runs == 1 and det.frames == 2
-    assert suspect.score == pytest.approx(0.95) and suspect.verdict is Verdict.UNCERTAIN
-    assert [round(b.score, 2) for b in suspect.boxes] == [0.95, 0.3]
-    assert suspect.features is not None and suspect.heatmap is not None  # the prototype's learner and map
+    alone = load_detector(DetectorConfig(model=manifest, type="onnx")).analyse(red)
+    for role in ("decides", "boxes"):
+        second = SecondOpinionConfig(
+            model=exports["v8"], failure_classes=["nozzle"], threshold=0.97, role=role
+        )
+        det = load_detector(DetectorConfig(model=manifest, type="onnx", second_opinion=second))
+        assert isinstance(det, TwoStageDetector) and det.role == role
+        normal = det.analyse(grey)
+        assert normal.verdict is Verdict.OK and normal.boxes == () and det.box_runs == 0
+        suspect = det.analyse(red)
+        assert det.box_runs == 1 and det.frames == 2
+        assert [round(b.score, 2) for b in suspect.boxes] == [0.95, 0.3]
+        assert suspect.features is not None and suspect.heatmap is not None  # the prototype's learner and map
+        if role == "decides":  # the box model decides (nozzle 0.95 < its threshold 0.97)
+            assert suspect.score == pytest.approx(0.95) and suspect.verdict is Verdict.UNCERTAIN
+        else:  # the prototype model's verdict stands; the boxes are evidence
+            assert suspect.score == pytest.approx(alone.score) and suspect.verdict is alone.verdict
+
+
+def test_second_opinion_role_defaults_to_boxes_and_rejects_others() -> None:
+    from pydantic import ValidationError
+
+    from appliance.config.model import DetectorConfig
+
+    assert DetectorConfig.model_validate({"second_opinion": {}}).second_opinion.role == "boxes"  # type: ignore[union-attr]
+    with pytest.raises(ValidationError, match="role"):
+        DetectorConfig.model_validate({"second_opinion": {"role": "veto"}})
 
 
 def _reference_decode(raw: np.ndarray, confidence: float, iou: float) -> np.ndarray:

@@ -21,7 +21,7 @@ from appliance.config.history import HistoryConfig
 from appliance.config.integrations import MqttConfig, NotifyConfig, PrinterConfig
 from appliance.config.sources import SourceConfig
 from appliance.config.telemetry import TelemetryConfig
-from appliance.config.yolo import YoloDetectorConfig, detector_kind
+from appliance.config.yolo import SecondOpinionConfig, YoloDetectorConfig, detector_kind
 
 DEFAULT_CONFIG_PATH = Path("/etc/layerwatch/layerwatch.toml")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -77,7 +77,7 @@ class DetectorConfig(StrictModel):
         le=0.5,
         description="Half-width of the score band around the threshold reported as uncertain.",
     )
-    second_opinion: YoloDetectorConfig | None = Field(
+    second_opinion: SecondOpinionConfig | None = Field(
         None, description="A YOLO box model run only on the frames this model finds suspect (two-stage)."
     )
 

@@ -1,8 +1,8 @@
 """``[detector]`` with ``type = "yolo"``: a YOLO box model (YOLOv5 / YOLOv8 / YOLO11 export) as the detector.
 
 The same table, without ``type``, is also the prototype detector's ``[detector.second_opinion]``: the box
-model then runs only on the frames the prototype model finds suspect (see
-:mod:`appliance.detector.two_stage`).
+model then runs only on the frames the prototype model finds suspect, with one more key, ``role``
+(:class:`SecondOpinionConfig`, :class:`appliance.detector.plugins.TwoStageDetector`).
 """
 
 from __future__ import annotations
@@ -78,6 +78,17 @@ class YoloDetectorConfig(StrictModel):
         "auto", description="Runtime; auto takes it from the file suffix."
     )
     threads: int = Field(1, ge=1, le=8, description="CPU threads for inference.")
+
+
+class SecondOpinionConfig(YoloDetectorConfig):
+    """``[detector.second_opinion]``: the box model on the frames the prototype model finds suspect."""
+
+    role: Literal["boxes", "decides"] = Field(
+        "boxes",
+        description="boxes: the prototype model's verdict stands and the box model adds its boxes to the "
+        "evidence; decides: the box model's verdict replaces it on suspect frames (only for a camera "
+        "whose failures are all spaghetti-like: measured, it vetoes other failure kinds).",
+    )
 
 
 def detector_kind(value: object) -> str:

@@ -36,12 +36,20 @@ class TwoStageDetector(PrototypeDetector):
     """The prototype detector whose suspect frames get the box model's second opinion.
 
     The camera's learner, calibration and answers are the prototype model's; the box model runs with its
-    configured threshold. ``box_runs`` counts the frames it ran on (of ``frames``)."""
+    configured threshold. ``role`` (``[detector.second_opinion] role``): ``boxes`` keeps the prototype
+    model's score and verdict and adds the box model's boxes as evidence; ``decides`` takes the box
+    model's score and verdict. ``box_runs`` counts the frames it ran on (of ``frames``)."""
 
     def __init__(
-        self, bundle: ModelBundle, backend: EmbeddingBackend, config: DetectorConfig, box: YoloDetector
+        self,
+        bundle: ModelBundle,
+        backend: EmbeddingBackend,
+        config: DetectorConfig,
+        box: YoloDetector,
+        role: str = "boxes",
     ):
         self.box = box
+        self.role = role
         self.frames = 0
         self.box_runs = 0
         super().__init__(bundle, backend, config)
@@ -54,6 +62,10 @@ class TwoStageDetector(PrototypeDetector):
             return first
         self.box_runs += 1
         second = self.box.analyse(image_bgr)
+        if self.role == "boxes":
+            return dataclasses.replace(
+                first, boxes=second.boxes, latency_ms=first.latency_ms + second.latency_ms
+            )
         return dataclasses.replace(
             first,
             score=second.score,
@@ -75,7 +87,7 @@ def load_detector(config: DetectorConfig | YoloDetectorConfig, cache_dir: Path |
     if "ok" not in bundle.prototypes or "failure" not in bundle.prototypes:
         raise ModelFormatError(f"model {bundle.name}: prototypes need arrays 'ok' and 'failure'")
     backend = prototype.select_backend(bundle, config, cache_dir)
-    return TwoStageDetector(bundle, backend, config, box)
+    return TwoStageDetector(bundle, backend, config, box, role=config.second_opinion.role)
 
 
 def build_calibration(
