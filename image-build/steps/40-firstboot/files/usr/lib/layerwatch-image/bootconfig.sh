@@ -19,6 +19,7 @@ CONF=/etc/layerwatch
 LAYERWATCH=/opt/layerwatch/venv/bin/layerwatch
 STATE_DIR=/run/layerwatch-image
 STAMP=/var/lib/layerwatch-image/root-grown
+CHECKED=/var/lib/layerwatch-image/config-checked
 
 say() { echo "layerwatch-bootconfig: $*"; }
 state() { install -d "$STATE_DIR"; echo "$1" >"$STATE_DIR/state"; }
@@ -52,12 +53,20 @@ config() {
     status_light unconfigured
     return 0
   fi
-  local out
-  if out=$(CREDENTIALS_DIRECTORY=$CONF/credentials "$LAYERWATCH" check-config --config "$CONF/layerwatch.toml" 2>&1); then
+  # the check costs seconds on a Pi (Python and pydantic start): skipped when the file, the credentials
+  # and the installed version are those the last successful check saw
+  local out seen
+  seen=$(cat "$CONF/layerwatch.toml" "$CONF"/credentials/* /opt/layerwatch/venv/lib/python3*/site-packages/layerwatch-*.dist-info/METADATA 2>/dev/null | sha256sum | cut -d' ' -f1)
+  if [ -f "$CHECKED" ] && [ "$(cat "$CHECKED")" = "$seen" ]; then
+    say "configuration unchanged since its last check ($CONF/layerwatch.toml)"
+    state configured
+  elif out=$(CREDENTIALS_DIRECTORY=$CONF/credentials "$LAYERWATCH" check-config --config "$CONF/layerwatch.toml" 2>&1); then
     say "$out"
+    echo "$seen" >"$CHECKED"
     state configured
   else
     # kept in place for the user to correct; layerwatch.service is not started (it would exit 78)
+    rm -f "$CHECKED"
     echo "<3>layerwatch-bootconfig: config_error: $CONF/layerwatch.toml is invalid: $out"
     state config_error
     status_light config_error
