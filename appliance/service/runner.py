@@ -85,6 +85,11 @@ class Service:
         self.started_at = time.monotonic()
 
     # -- signals ----------------------------------------------------------------------------
+    # The handler runs on the main thread between two bytecodes and sets stop_event, which takes the
+    # event's lock: the main thread itself must never be inside stop_event.wait() (it would hold that
+    # lock at the moment it wakes, and the handler would wait for it forever; found by the fault suite).
+    # It sleeps inside _blocking() instead (the handler then raises StopRequested into the sleep) and
+    # reads stop_event.is_set(), which takes no lock.
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         logger.info("signal %s: stopping", signal.Signals(signum).name)
         self.stop_event.set()
@@ -195,7 +200,8 @@ class Service:
             pipeline = min(active, key=lambda p: p.next_due)
             now = time.monotonic()
             if pipeline.next_due > now:
-                self.stop_event.wait(min(LOOP_TICK_S, pipeline.next_due - now))
+                with self._blocking():  # a signal ends the sleep at once (StopRequested)
+                    time.sleep(min(LOOP_TICK_S, pipeline.next_due - now))
                 continue
             try:
                 with self._blocking():
@@ -320,7 +326,8 @@ class Service:
             while not self.stop_event.is_set() and time.monotonic() < deadline:
                 self.notifier.watchdog()
                 self._tick()  # the MQTT state keeps being republished during the pause
-                self.stop_event.wait(LOOP_TICK_S)
+                with self._blocking():
+                    time.sleep(LOOP_TICK_S)
             self.consecutive_errors = 0
 
     def shutdown(self) -> None:

@@ -59,6 +59,15 @@ def main() -> None:
         time.sleep(0.5)
     subprocess.run(["systemctl", "is-system-running", "--wait"], capture_output=True, timeout=120,
                    check=False)  # fmt: skip
+    # a status light unit is active as soon as it is forked: wait (at most 60 s) for its first line
+    for name in (LIGHT % "unconfigured", LIGHT % "config_error"):
+        until = time.monotonic() + 60
+        while show(name, "ActiveState").get("ActiveState") == "active" and time.monotonic() < until:
+            said = subprocess.run(["journalctl", "-b", "-u", name, "--no-pager", "-o", "cat"],
+                                  capture_output=True, text=True, check=False).stdout  # fmt: skip
+            if "status light:" in said:
+                break
+            time.sleep(0.5)
     unit = show(UNIT, *PROPS)
     failed = subprocess.run(["systemctl", "list-units", "--failed", "--plain", "--no-legend"],
                             capture_output=True, text=True, check=False).stdout  # fmt: skip
