@@ -54,9 +54,9 @@ config() {
     return 0
   fi
   # the check costs seconds on a Pi (Python and pydantic start): skipped when the file, the credentials
-  # and the installed version are those the last successful check saw
+  # and the installed package files (pip's RECORD: a hash per file) are those the last successful check saw
   local out seen
-  seen=$(cat "$CONF/layerwatch.toml" "$CONF"/credentials/* /opt/layerwatch/venv/lib/python3*/site-packages/layerwatch-*.dist-info/METADATA 2>/dev/null | sha256sum | cut -d' ' -f1)
+  seen=$(cat "$CONF/layerwatch.toml" "$CONF"/credentials/* /opt/layerwatch/venv/lib/python3*/site-packages/layerwatch-*.dist-info/RECORD 2>/dev/null | sha256sum | cut -d' ' -f1)
   if [ -f "$CHECKED" ] && [ "$(cat "$CHECKED")" = "$seen" ]; then
     say "configuration unchanged since its last check ($CONF/layerwatch.toml)"
     state configured
