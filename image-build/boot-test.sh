@@ -124,6 +124,7 @@ result = {
     "failed_units": report["failed_units"],
     "layerwatch_state": report["layerwatch_state"],
     "n_restarts": int(report["unit"].get("NRestarts") or 0),
+    "exit_status": report["unit"].get("ExecMainStatus", ""),
     "status_light": report.get("status_light", {}),
     "status_text": report["unit"].get("StatusText", ""),
     "boot_partition": report["boot_partition"],

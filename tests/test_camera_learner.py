@@ -45,6 +45,26 @@ def test_fit_separates_the_camera_labels_against_a_wrong_prior() -> None:
     assert LearnerParams().band_min <= model.band_logit <= LearnerParams().band_max
 
 
+def test_the_nearest_neighbour_term_follows_the_closest_labelled_frame() -> None:
+    """A frame next to one answered failure moves towards failure by ``knn_weight`` x (its similarity to that
+    failure - its similarity to the nearest normal frame), single frames and batches alike; without failure
+    labels (guard mode) or with ``knn_weight = 0`` there is no such term."""
+    rng = np.random.default_rng(3)
+    ok, bad = _space()
+    x = np.concatenate([_frames(ok, 10, rng), _frames(bad, 5, rng)])
+    y = np.array([0.0] * 10 + [1.0] * 5)
+    with_knn = fit(x, np.zeros(15), y, LearnerParams(knn_weight=10.0))
+    without = fit(x, np.zeros(15), y, LearnerParams(knn_weight=0.0))
+    probe = _frames(bad, 4, rng, noise=0.2)
+    expected = 10.0 * ((probe @ x[10:].T).max(axis=1) - (probe @ x[:10].T).max(axis=1))
+    assert expected.min() > 0.5  # the probes are near the failures
+    np.testing.assert_allclose(with_knn.logit(probe, 0.0) - without.logit(probe, 0.0), expected, rtol=1e-4)
+    one = float(with_knn.logit(probe[0], 0.0))
+    assert one == pytest.approx(float(with_knn.logit(probe, 0.0)[0]), rel=1e-5)
+    guard = fit(x[:10], np.zeros(10), np.zeros(10), LearnerParams(knn_weight=10.0))
+    assert guard.support_failure is None and float(guard.logit(probe[0], 0.0)) == pytest.approx(guard.beta)
+
+
 def test_normal_frames_only_keep_the_threshold_above_them() -> None:
     """Without a failure label the learner is the prior shifted so that the camera's normal frames (but
     one in ten) sit ``guard_margin`` under the threshold; a prior that already reads them normal is kept."""

@@ -167,10 +167,12 @@ def test_boot_with_an_invalid_config_names_the_key_and_does_not_loop(amd64_image
     assert code != 0
     assert result["layerwatch_state"] == "config_error", result
     assert result["ready_s"] is None
-    assert result["n_restarts"] == 0  # layerwatch.service is not started: no boot or restart loop
+    # `layerwatch run` checked the file, named the key and exited 78 once: no boot or restart loop
+    assert result["n_restarts"] == 0
+    assert result["exit_status"] == "78", result
     assert "service.analysis_interval_s" in out  # the key path, in the journal
     assert "layerwatch.toml" not in result["boot_partition"]
-    assert result["failed_units"] == []
+    assert result["failed_units"] == ["layerwatch.service"]  # the honest state: `systemctl --failed`
     # the LED code unit ran (QEMU has no LED: it says so in the journal and ends)
     assert "status light: config_error: 3 flashes" in out
     light = result["status_light"]["layerwatch-status-light@config_error.service"]

@@ -8,7 +8,7 @@ the frame is one number, the **prior logit** ``s0``: the global failure head's l
 
 The camera's score is ``sigmoid(z)`` with
 
-    z = alpha * s0 + delta . phi + beta
+    z = alpha * s0 + delta . phi + beta + knn_weight * (max_f phi . f - max_o phi . o)
 
 fitted on the camera's **support set**: its calibration frames (normal and failure examples) and every
 answer it was given since (the user on an alert or any recent frame, the cloud judge's verdict, a print that
@@ -24,6 +24,13 @@ class weighted to the same total weight (a camera has far more normal frames tha
 ``beta`` is free. ``delta`` lies in the span of the support's features (the representer theorem), so the fit
 is a Newton iteration in ``N + 2`` unknowns on the support's Gram matrix: a few milliseconds for the few
 hundred examples the support holds (``refit_ms`` is measured on every fit).
+
+**The nearest-neighbour term** adds what a linear boundary smooths away: a frame much like one the camera
+was told is a failure (an answered alert a minute ago, the same print) moves towards failure, one much like
+a labelled normal frame towards normal. ``f`` and ``o`` run over the support's failure and normal features;
+``phi . phi'`` is half the mean of the global and the cell cosine, so ``knn_weight = 10`` moves a frame 1
+logit when it is 0.2 mean cosine nearer a failure than any normal frame. It is not part of the fit (each
+support frame is its own nearest neighbour) and counts only when the support has both labels.
 
 **Only normal frames** (no failure label yet): there is nothing to separate, so ``alpha = 1``,
 ``delta = 0``, and ``beta`` is the shift that keeps the threshold above the camera's normal frames (the
@@ -77,6 +84,7 @@ class LearnerParams:
     band_logit: float = 0.25  # used until the camera has labels of both classes
     band_min: float = 0.25
     band_max: float = 0.75
+    knn_weight: float = 10.0  # logits per unit of (nearest failure - nearest normal) similarity; 0 = off
     newton_steps: int = 25
 
 
@@ -92,11 +100,19 @@ class LearnerFit:
     failures: int = 0
     refit_ms: float = 0.0
     mode: str = "prior"  # prior | guard | fitted
+    knn_weight: float = 0.0
+    support_ok: np.ndarray | None = None  # (N_ok, 2 D) float32, for the nearest-neighbour term
+    support_failure: np.ndarray | None = None  # (N_failure, 2 D) float32
 
     def logit(self, phi: np.ndarray, s0: np.ndarray | float) -> np.ndarray:
+        """``z`` for one frame (``phi`` (2 D,), ``s0`` float) or a batch (``phi`` (N, 2 D), ``s0`` (N,))."""
         z = self.alpha * np.asarray(s0, np.float64) + self.beta
         if self.delta is not None:
             z = z + np.asarray(phi, np.float64) @ self.delta
+        if self.knn_weight and self.support_ok is not None and self.support_failure is not None:
+            x = np.asarray(phi, np.float32)
+            nearer = (x @ self.support_failure.T).max(axis=-1) - (x @ self.support_ok.T).max(axis=-1)
+            z = z + self.knn_weight * nearer.astype(np.float64)
         return np.asarray(z, np.float64)
 
 
@@ -197,6 +213,9 @@ def fit(phi: np.ndarray, s0: np.ndarray, y: np.ndarray, params: LearnerParams) -
         failures=failures,
         refit_ms=(time.perf_counter() - start) * 1000,
         mode="fitted",
+        knn_weight=params.knn_weight,
+        support_ok=np.asarray(phi, np.float32)[y < 0.5],
+        support_failure=np.asarray(phi, np.float32)[y > 0.5],
     )
 
 

@@ -103,7 +103,7 @@ def main() -> None:
     }
     print("\nLAYERWATCH-REPORT " + json.dumps(report), flush=True)
     journal = subprocess.run(["journalctl", "-b", "--no-pager", "-o", "short-monotonic",
-                              "-u", UNIT, "-u", "layerwatch-bootconfig.service",
+                              "-u", UNIT, "-u", "layerwatch-bootconfig.service", "-u", "layerwatch-growroot.service",
                               "-u", "layerwatch-status-light@*"],
                              capture_output=True, text=True, check=False).stdout  # fmt: skip
     print("LAYERWATCH-JOURNAL-BEGIN", flush=True)
@@ -112,7 +112,10 @@ def main() -> None:
     # where the boot's time went, for the READY figure (printed between the journal markers' siblings)
     chain = subprocess.run(["systemd-analyze", "critical-chain", "--no-pager", UNIT],
                            capture_output=True, text=True, check=False).stdout  # fmt: skip
-    print("LAYERWATCH-CHAIN-BEGIN\n" + chain.strip() + "\nLAYERWATCH-CHAIN-END", flush=True)
+    blame = subprocess.run(["systemd-analyze", "blame", "--no-pager"], capture_output=True, text=True,
+                           check=False).stdout.splitlines()[:12]  # fmt: skip
+    print("LAYERWATCH-CHAIN-BEGIN\n" + chain.strip() + "\n\nslowest units:\n" + "\n".join(blame)
+          + "\nLAYERWATCH-CHAIN-END", flush=True)  # fmt: skip
     subprocess.run(["systemctl", "poweroff", "--no-block"], check=False)
 
 

@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# layerwatch-bootconfig.service: apply what a user dropped on the FAT boot partition (every boot; each
-# file is removed from the partition once applied, so nothing secret stays there), and grow the root
-# partition to fill the card (once). Lines starting <3>/<4> are journal priorities err/warning.
+# The image's first-boot steps, one per subcommand. Lines starting <3>/<4> are journal priorities
+# err/warning.
 #
-#   layerwatch.toml       validated with `layerwatch check-config`, moved to /etc/layerwatch/
+#   bootconfig.sh            layerwatch-bootconfig.service, every boot, before layerwatch.service: apply
+#                            what a user dropped on the FAT boot partition; each file is removed from the
+#                            partition once applied, so nothing secret stays there
+#   bootconfig.sh grow-root  layerwatch-growroot.service, once, beside layerwatch.service (not before
+#                            it: growing the root costs seconds and the service does not need the room)
+#   bootconfig.sh stopped    layerwatch.service's ExecStopPost (as root): exit status 78 means the
+#                            configuration is invalid -> state config_error and its status light
+#
+# What is applied from the boot partition:
+#   layerwatch.toml       moved to /etc/layerwatch/; `layerwatch run` validates it as it starts (the same
+#                         check as `layerwatch check-config`: every bad key path in the journal, exit 78)
 #   credentials/NAME      moved to /etc/layerwatch/credentials/NAME (systemd LoadCredential=)
 #   hostname              one line: the new host name ([a-z0-9-], at most 63 characters)
 #   authorized_keys       SSH public key(s) for root; SSH is switched on with them
@@ -16,15 +25,12 @@ set -euo pipefail
 
 BOOT=${LAYERWATCH_BOOT_DIR:-/boot/firmware}
 CONF=/etc/layerwatch
-LAYERWATCH=/opt/layerwatch/venv/bin/layerwatch
 STATE_DIR=/run/layerwatch-image
 STAMP=/var/lib/layerwatch-image/root-grown
-CHECKED=/var/lib/layerwatch-image/config-checked
 
 say() { echo "layerwatch-bootconfig: $*"; }
 state() { install -d "$STATE_DIR"; echo "$1" >"$STATE_DIR/state"; }
-# the LED code for a card that cannot watch (layerwatch-status-light@.service); starting it stops the
-# queued layerwatch.service (Conflicts=), so an invalid config fails once, here, and never loops
+# the LED code for a card that cannot watch (layerwatch-status-light@.service, Conflicts=layerwatch.service)
 status_light() { systemctl start --no-block "layerwatch-status-light@$1.service"; }
 
 credentials() {
@@ -53,21 +59,18 @@ config() {
     status_light unconfigured
     return 0
   fi
-  # the check costs seconds on a Pi (Python and pydantic start): skipped when the file, the credentials
-  # and the installed package files (pip's RECORD: a hash per file) are those the last successful check saw
-  local out seen
-  seen=$(cat "$CONF/layerwatch.toml" "$CONF"/credentials/* /opt/layerwatch/venv/lib/python3*/site-packages/layerwatch-*.dist-info/RECORD 2>/dev/null | sha256sum | cut -d' ' -f1)
-  if [ -f "$CHECKED" ] && [ "$(cat "$CHECKED")" = "$seen" ]; then
-    say "configuration unchanged since its last check ($CONF/layerwatch.toml)"
-    state configured
-  elif out=$(CREDENTIALS_DIRECTORY=$CONF/credentials "$LAYERWATCH" check-config --config "$CONF/layerwatch.toml" 2>&1); then
-    say "$out"
-    echo "$seen" >"$CHECKED"
-    state configured
-  else
-    # kept in place for the user to correct; layerwatch.service is not started (it would exit 78)
-    rm -f "$CHECKED"
-    echo "<3>layerwatch-bootconfig: config_error: $CONF/layerwatch.toml is invalid: $out"
+  # not checked here: a second Python start would cost 6 s of the boot under emulation (more on a Pi 3)
+  # before the service could start; `layerwatch run` checks the file as it starts, and on exit status
+  # 78 `bootconfig.sh stopped` sets the state and the status light
+  state configured
+}
+
+# layerwatch.service stopped (ExecStopPost=+, so as root; systemd sets EXIT_CODE and EXIT_STATUS)
+stopped() {
+  if [ "${EXIT_CODE:-}" = exited ] && [ "${EXIT_STATUS:-}" = 78 ]; then
+    # kept in place for the user to correct; exit status 78 is never restarted (RestartPreventExitStatus)
+    echo "<3>layerwatch-bootconfig: config_error: $CONF/layerwatch.toml is invalid (its key paths are in" \
+      "the journal above: journalctl -u layerwatch); correct it, or put a new one on the boot partition"
     state config_error
     status_light config_error
   fi
@@ -149,9 +152,15 @@ grow_root() {
   touch "$STAMP"
 }
 
-grow_root
-credentials
-host_name
-ssh_key
-wifi
-config
+case "${1:-apply}" in
+  apply)
+    credentials
+    host_name
+    ssh_key
+    wifi
+    config
+    ;;
+  grow-root) grow_root ;;
+  stopped) stopped ;;
+  *) echo "usage: bootconfig.sh [apply|grow-root|stopped]" >&2; exit 2 ;;
+esac
