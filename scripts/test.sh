@@ -12,7 +12,7 @@ if ! "$PY" -c 'import ruff, mypy, pytest, xdist' 2>/dev/null; then
   echo "scripts/test.sh: run first: $PY -m pip install -e '.[dev,litert,systemd,cloud,train]'" >&2
   exit 2
 fi
-"$PY" -m ruff check appliance tests scripts
+"$PY" -m ruff check appliance tests scripts image-build
 "$PY" -m ruff format --check appliance tests scripts
 "$PY" -m mypy
 # two pytest-xdist workers: the 10-minute soak and the SD image build and boots run beside the rest

@@ -45,6 +45,29 @@ def test_fit_separates_the_camera_labels_against_a_wrong_prior() -> None:
     assert LearnerParams().band_min <= model.band_logit <= LearnerParams().band_max
 
 
+def test_more_labels_outweigh_the_prior() -> None:
+    """The data term grows with the support (``reference_examples``): the same labels given ten times over
+    move the fit further from a prior that disagrees with them (s0 = +2 on every frame), where a fixed
+    class total would give the same fit for 15 labels and for 150. At the calibration's size (15) nothing
+    changes: the weights are the class totals ``ok_weight`` and 1."""
+    rng = np.random.default_rng(5)
+    ok, bad = _space()
+    x = np.concatenate([_frames(ok, 10, rng), _frames(bad, 5, rng)])
+    y = np.array([0.0] * 10 + [1.0] * 5)
+    params = LearnerParams(knn_weight=0.0)
+    few = fit(x, np.full(15, 2.0), y, params)
+    many = fit(np.tile(x, (10, 1)), np.full(150, 2.0), np.tile(y, 10), params)
+    probe = _frames(ok, 20, rng)
+    assert (many.logit(probe, 2.0) < few.logit(probe, 2.0) - 0.5).all()
+    fixed = fit(
+        np.tile(x, (10, 1)),
+        np.full(150, 2.0),
+        np.tile(y, 10),
+        LearnerParams(knn_weight=0.0, reference_examples=150),
+    )
+    np.testing.assert_allclose(fixed.logit(probe, 2.0), few.logit(probe, 2.0), atol=1e-3)
+
+
 def test_the_nearest_neighbour_term_follows_the_closest_labelled_frame() -> None:
     """A frame next to one answered failure moves towards failure by ``knn_weight`` x (its similarity to that
     failure - its similarity to the nearest normal frame), single frames and batches alike; without failure

@@ -12,12 +12,15 @@ The camera's score is ``sigmoid(z)`` with
 
 fitted on the camera's **support set**: its calibration frames (normal and failure examples) and every
 answer it was given since (the user on an alert or any recent frame, the cloud judge's verdict, a print that
-completed or was cancelled; :mod:`appliance.detector.answers`). The loss is the logistic loss with each
-class weighted to the same total weight (a camera has far more normal frames than failures), plus
+completed or was cancelled; :mod:`appliance.detector.answers`). The loss is the logistic loss with the
+classes weighted ``ok_weight`` : 1 in total (a camera has far more normal frames than failures; a false alarm
+costs ``ok_weight`` missed failure frames), and the whole data term weighing ``N / reference_examples``: at
+the calibration's size (10 normal + 5 failure frames) the two classes weigh ``ok_weight`` and 1, and every
+answer since adds its share, so the camera's own labels outweigh the prior as they accumulate. Plus
 
 * ``l2 / 2 * |delta|^2``: how far the camera's labels may move it from the generic model. With a few labels
   the score stays near the prior; with hundreds the camera's own boundary wins. ``l2`` is in units of the
-  per-class loss weight (each class sums to 1).
+  data term at the calibration's size.
 * ``prior_pull / 2 * (alpha - 1)^2``: the generic logit keeps its weight unless the camera's labels say it
   is miscalibrated there (a textured bed that the generic head reads as failure).
 
@@ -78,6 +81,7 @@ class LearnerParams:
 
     l2: float = 0.01
     ok_weight: float = 3.0  # a false alarm costs this many missed failures (class weights ok : failure)
+    reference_examples: int = 15  # the support size l2 and prior_pull are set for (calibration: 10 ok + 5)
     prior_pull: float = 1.0
     guard_margin: float = 1.0
     guard_outliers_per: int = 10
@@ -116,13 +120,16 @@ class LearnerFit:
         return np.asarray(z, np.float64)
 
 
-def _balanced_weights(y: np.ndarray, ok_weight: float) -> np.ndarray:
-    """Each class sums to the same weight (failures 1, normal frames ``ok_weight``), however many it has."""
+def _balanced_weights(y: np.ndarray, ok_weight: float, reference_examples: int) -> np.ndarray:
+    """Normal frames weigh ``ok_weight`` : 1 against failures in total, however many each class has, and the
+    whole grows with the support: ``(ok_weight + 1) * N / reference_examples``, so that more labels outweigh
+    the fixed prior terms (a fixed total would hold the prior's pull the same at 15 labels and at 240)."""
     weights = np.zeros(len(y), np.float64)
+    scale = len(y) / max(1, reference_examples)
     for label, total in ((0.0, ok_weight), (1.0, 1.0)):
         mask = y == label
         if mask.any():
-            weights[mask] = total / mask.sum()
+            weights[mask] = total * scale / mask.sum()
     return weights
 
 
@@ -157,7 +164,7 @@ def fit(phi: np.ndarray, s0: np.ndarray, y: np.ndarray, params: LearnerParams) -
     x = np.asarray(phi, np.float64)
     n = len(y)
     gram = x @ x.T
-    c = _balanced_weights(y, params.ok_weight)
+    c = _balanced_weights(y, params.ok_weight, params.reference_examples)
     lam, mu = params.l2, params.prior_pull
     a = np.zeros(n)
     alpha, beta = 1.0, 0.0

@@ -21,6 +21,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from appliance.detector.runtime import onnx_session
 from appliance.training.backbone import EmbeddingNet
 
 logger = logging.getLogger(__name__)
@@ -86,13 +87,8 @@ def _tail_nodes(model: onnx.ModelProto) -> list[str]:
 
 
 def session(path: Path, threads: int = 1) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    """The appliance's own ONNX Runtime session (:func:`appliance.detector.runtime.onnx_session`)."""
+    return onnx_session(path, threads)
 
 
 def bench(path: Path, input_size: tuple[int, int], runs: int = 100, threads: int = 1) -> float:

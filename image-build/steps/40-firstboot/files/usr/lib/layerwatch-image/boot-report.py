@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import time
+from pathlib import Path
 
 UNIT = "layerwatch.service"
 LIGHT = "layerwatch-status-light@%s.service"
@@ -25,7 +26,7 @@ def show(unit: str, *props: str) -> dict[str, str]:
 
 
 def timeout_s() -> float:
-    for word in open("/proc/cmdline").read().split():
+    for word in Path("/proc/cmdline").read_text().split():
         if word.startswith("layerwatch.boot_report="):
             return float(word.split("=", 1)[1])
     return 150.0
@@ -72,9 +73,11 @@ def main() -> None:
     failed = subprocess.run(["systemctl", "list-units", "--failed", "--plain", "--no-legend"],
                             capture_output=True, text=True, check=False).stdout  # fmt: skip
     target = subprocess.run(["systemctl", "get-default"], capture_output=True, text=True).stdout.strip()
-    target_at = int(show(target, "ActiveEnterTimestampMonotonic").get("ActiveEnterTimestampMonotonic", 0) or 0)
-    ready_at = int(unit.get("ActiveEnterTimestampMonotonic", 0) or 0)
-    if unit.get("ActiveState") == "active":
+    entered = "ActiveEnterTimestampMonotonic"
+    target_at = int(show(target, entered).get(entered, 0) or 0)
+    ready_at = int(unit.get(entered, 0) or 0)
+    active = unit.get("ActiveState") == "active"
+    if active:
         state = camera_state(unit.get("StatusText", "")) or "active"
         if seen_watching:
             state = "watching"
@@ -87,7 +90,7 @@ def main() -> None:
     root = os.statvfs("/")
     report = {
         "now_s": round(time.monotonic(), 3),
-        "ready_mono_s": round(ready_at / 1e6, 3) if ready_at and unit.get("ActiveState") == "active" else None,
+        "ready_mono_s": round(ready_at / 1e6, 3) if ready_at and active else None,
         "default_target": target,
         "default_target_mono_s": round(target_at / 1e6, 3) if target_at else None,
         "failed_units": [line.split()[0] for line in failed.splitlines() if line.strip()],
@@ -98,12 +101,13 @@ def main() -> None:
                          for name in (LIGHT % "unconfigured", LIGHT % "config_error")},
         "boot_partition": sorted(os.listdir("/boot/firmware")),
         "etc_layerwatch": sorted(os.listdir("/etc/layerwatch")),
-        "hostname": open("/etc/hostname").read().strip(),
+        "hostname": Path("/etc/hostname").read_text().strip(),
         "root_fs_mb": root.f_blocks * root.f_frsize // 2**20,
     }
     print("\nLAYERWATCH-REPORT " + json.dumps(report), flush=True)
     journal = subprocess.run(["journalctl", "-b", "--no-pager", "-o", "short-monotonic",
-                              "-u", UNIT, "-u", "layerwatch-bootconfig.service", "-u", "layerwatch-growroot.service",
+                              "-u", UNIT, "-u", "layerwatch-bootconfig.service",
+                              "-u", "layerwatch-growroot.service",
                               "-u", "layerwatch-status-light@*"],
                              capture_output=True, text=True, check=False).stdout  # fmt: skip
     print("LAYERWATCH-JOURNAL-BEGIN", flush=True)
