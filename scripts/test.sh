@@ -16,5 +16,5 @@ fi
 "$PY" -m ruff format --check appliance tests scripts
 "$PY" -m mypy
 # two pytest-xdist workers: the 10-minute soak and the SD image build and boots run beside the rest
-# (a clean-clone .ci/run: 537 passed in 751 s, against about 25 minutes one test after another)
-exec "$PY" -m pytest -q -p no:cacheprovider -n 2 "$@"
+# (a clean-clone .ci/run: 551 passed in 892 s, against about 25 minutes one test after another); -rs: why any skipped
+exec "$PY" -m pytest -q -rs -p no:cacheprovider -n 2 "$@"
