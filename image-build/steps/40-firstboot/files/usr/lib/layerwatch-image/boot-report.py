@@ -15,6 +15,9 @@ from pathlib import Path
 
 UNIT = "layerwatch.service"
 LIGHT = "layerwatch-status-light@%s.service"
+# the camera states of a pipeline that analyses frames; the demo clip (failed prints) passes through watching
+# within a frame or two, so whether it got there is read from the journal, not caught by polling
+ANALYSING = ("watching", "suspect", "failure", "cooldown")
 PROPS = ("ActiveState", "SubState", "Result", "NRestarts", "StatusText", "ExecMainStatus",
          "ConditionResult", "ActiveEnterTimestampMonotonic")  # fmt: skip
 
@@ -45,15 +48,20 @@ def image_state() -> str:
         return ""
 
 
+def reached_watching() -> bool:
+    """The service logged a camera's move to watching ("...: camera NAME: starting -> watching") this boot."""
+    said = subprocess.run(["journalctl", "-b", "-u", UNIT, "--no-pager", "-o", "cat"],
+                          capture_output=True, text=True, check=False).stdout  # fmt: skip
+    return any("camera " in line and line.endswith("-> watching") for line in said.splitlines())
+
+
 def main() -> None:
     deadline = time.monotonic() + timeout_s()
-    seen_watching = False
     while time.monotonic() < deadline:
         unit = show(UNIT, *PROPS)
         if unit.get("ActiveState") == "failed":
             break
-        if unit.get("ActiveState") == "active" and camera_state(unit.get("StatusText", "")) == "watching":
-            seen_watching = True
+        if unit.get("ActiveState") == "active" and camera_state(unit.get("StatusText", "")) in ANALYSING:
             break
         if image_state() in ("unconfigured", "config_error") and unit.get("ActiveState") == "inactive":
             break  # layerwatch-status-light@STATE.service shows it; layerwatch.service is not started
@@ -79,7 +87,7 @@ def main() -> None:
     active = unit.get("ActiveState") == "active"
     if active:
         state = camera_state(unit.get("StatusText", "")) or "active"
-        if seen_watching:
+        if reached_watching():
             state = "watching"
     elif unit.get("ExecMainStatus") == "78" or image_state() == "config_error":
         state = "config_error"
