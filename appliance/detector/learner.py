@@ -14,9 +14,10 @@ fitted on the camera's **support set**: its calibration frames (normal and failu
 answer it was given since (the user on an alert or any recent frame, the cloud judge's verdict, a print that
 completed or was cancelled; :mod:`appliance.detector.answers`). The loss is the logistic loss with the
 classes weighted ``ok_weight`` : 1 in total (a camera has far more normal frames than failures; a false alarm
-costs ``ok_weight`` missed failure frames), and the whole data term weighing ``N / reference_examples``: at
-the calibration's size (10 normal + 5 failure frames) the two classes weigh ``ok_weight`` and 1, and every
-answer since adds its share, so the camera's own labels outweigh the prior as they accumulate. Plus
+costs ``ok_weight`` missed failure frames), and the whole data term weighing ``N / reference_examples`` once
+the support is larger than the calibration (10 normal + 5 failure frames; up to it the two classes weigh
+``ok_weight`` and 1): every answer since adds its share, so the camera's own labels outweigh the prior as
+they accumulate. Plus
 
 * ``l2 / 2 * |delta|^2``: how far the camera's labels may move it from the generic model. With a few labels
   the score stays near the prior; with hundreds the camera's own boundary wins. ``l2`` is in units of the
@@ -122,10 +123,11 @@ class LearnerFit:
 
 def _balanced_weights(y: np.ndarray, ok_weight: float, reference_examples: int) -> np.ndarray:
     """Normal frames weigh ``ok_weight`` : 1 against failures in total, however many each class has, and the
-    whole grows with the support: ``(ok_weight + 1) * N / reference_examples``, so that more labels outweigh
-    the fixed prior terms (a fixed total would hold the prior's pull the same at 15 labels and at 240)."""
+    whole grows with a support larger than ``reference_examples``: ``(ok_weight + 1) * N / reference``, so
+    that more labels outweigh the fixed prior terms (a fixed total would hold the prior's pull the same at
+    15 labels and at 240). Up to ``reference_examples`` the totals are ``ok_weight`` and 1."""
     weights = np.zeros(len(y), np.float64)
-    scale = len(y) / max(1, reference_examples)
+    scale = max(1.0, len(y) / max(1, reference_examples))  # a smaller support is not weighed down
     for label, total in ((0.0, ok_weight), (1.0, 1.0)):
         mask = y == label
         if mask.any():
