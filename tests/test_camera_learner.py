@@ -10,7 +10,7 @@ import pytest
 
 from appliance.detector import camera_learner
 from appliance.detector.camera_learner import MAX_PER_CLASS, Answer, CameraLearner, learner_path, reset
-from appliance.detector.learner import LearnerParams, fit
+from appliance.detector.learner import LearnerParams, _balanced_weights, fit
 
 D = 2560
 
@@ -66,6 +66,29 @@ def test_more_labels_outweigh_the_prior() -> None:
         LearnerParams(knn_weight=0.0, reference_examples=150),
     )
     np.testing.assert_allclose(fixed.logit(probe, 2.0), few.logit(probe, 2.0), atol=1e-3)
+
+
+def test_a_support_smaller_than_the_calibration_weighs_as_the_calibration() -> None:
+    """Under ``reference_examples`` the class totals stay ``ok_weight`` and 1 (a 12-frame calibration is not
+    weighed down against the prior terms, which moved a test camera's scores into the uncertain band once);
+    over it they grow by ``N / reference_examples``."""
+    for n_ok, n_failure in ((8, 4), (10, 5), (3, 1)):
+        y = np.array([0.0] * n_ok + [1.0] * n_failure)
+        weights = _balanced_weights(y, 3.0, 15)
+        assert weights[y < 0.5].sum() == pytest.approx(3.0)
+        assert weights[y > 0.5].sum() == pytest.approx(1.0)
+    y = np.array([0.0] * 40 + [1.0] * 20)
+    weights = _balanced_weights(y, 3.0, 15)
+    assert weights[y < 0.5].sum() == pytest.approx(3.0 * 60 / 15)
+    assert weights[y > 0.5].sum() == pytest.approx(60 / 15)
+    rng = np.random.default_rng(7)
+    ok, bad = _space()
+    x = np.concatenate([_frames(ok, 8, rng), _frames(bad, 4, rng)])
+    y = np.array([0.0] * 8 + [1.0] * 4)
+    small = fit(x, np.full(12, 2.0), y, LearnerParams(knn_weight=0.0))
+    as_fifteen = fit(x, np.full(12, 2.0), y, LearnerParams(knn_weight=0.0, reference_examples=12))
+    probe = _frames(ok, 10, rng)
+    np.testing.assert_allclose(small.logit(probe, 2.0), as_fifteen.logit(probe, 2.0), atol=1e-6)
 
 
 def test_the_nearest_neighbour_term_follows_the_closest_labelled_frame() -> None:
