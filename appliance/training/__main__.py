@@ -14,7 +14,7 @@
 Fixed seeds: on one machine every model after the first one trained in the process comes out
 byte-identical, the shipped model included (21.6-24.6 minutes on the 2 cores of the AVX-512 Xeon, four dev
 models and the shipped one, 192 x 144); the first one (fold a, seed 0) has come out differently from run to
-run, cause not found (models/README.md, "Reproduce"). ``--skip-dev`` trains only the shipped model.
+run, cause not found (models/README.md, "Known limits"). ``--skip-dev`` trains only the shipped model.
 """
 
 from __future__ import annotations
