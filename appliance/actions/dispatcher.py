@@ -256,6 +256,16 @@ class EventHub:
                 logger.warning("event listener failed on %s: %s", kind, exc)
 
 
+def set_aside_reporter(hub: EventHub, channel: str) -> Callable[[str, str], None]:
+    """An outbox's ``on_set_aside``: each entry set aside becomes an ``outbox_entry_set_aside`` device
+    event (MQTT ``P/event``, the console's event stream), like the state files set aside at start-up."""
+
+    def report(entry: str, reason: str) -> None:
+        hub.emit("outbox_entry_set_aside", {"channel": channel, "entry": entry, "message": reason[:300]})
+
+    return report
+
+
 _hubs: weakref.WeakKeyDictionary[CommandQueue, EventHub] = weakref.WeakKeyDictionary()
 _hubs_lock = threading.Lock()
 

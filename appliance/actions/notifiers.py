@@ -12,7 +12,13 @@ import logging
 from typing import TYPE_CHECKING
 
 from appliance.actions.discord import DiscordNotifier
-from appliance.actions.dispatcher import AlertDispatcher, ChannelPolicy, Notifier
+from appliance.actions.dispatcher import (
+    AlertDispatcher,
+    ChannelPolicy,
+    Notifier,
+    event_hub,
+    set_aside_reporter,
+)
 from appliance.actions.telegram import TelegramNotifier
 
 if TYPE_CHECKING:
@@ -31,11 +37,13 @@ def create_sinks(config: LayerwatchConfig, context: ServiceContext) -> list[Acti
         policy = ChannelPolicy(discord.max_alerts_per_hour, discord.send_repeats)
         discord_notifier = DiscordNotifier(discord, outbox / "discord")
         discord_notifier.worker.outbox.storage = context.storage  # a full disk shows on state, light, systemd
+        discord_notifier.worker.outbox.on_set_aside = set_aside_reporter(event_hub(context), "discord")
         channels.append((discord_notifier, policy))
     if telegram.enabled:
         policy = ChannelPolicy(telegram.max_alerts_per_hour, telegram.send_repeats)
         telegram_notifier = TelegramNotifier(telegram, outbox / "telegram")
         telegram_notifier.worker.outbox.storage = context.storage
+        telegram_notifier.worker.outbox.on_set_aside = set_aside_reporter(event_hub(context), "telegram")
         channels.append((telegram_notifier, policy))
     elif telegram.bot_token is not None or telegram.chat_id:
         logger.warning("Telegram needs both notify.telegram.bot_token and chat_id: not enabled")

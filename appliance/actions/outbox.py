@@ -8,9 +8,15 @@ confirmed it (HTTP 2xx, MQTT PUBACK); after a restart the worker simply starts w
 
 Delivery is at-least-once with the window for a duplicate reduced to the moment between the
 peer's confirmation and the ``unlink``: a peer that answered 429, 5xx or not at all did not
-accept the message, so retrying it cannot post it twice. Failed attempts wait ``retry_after`` when
-the peer said so, else ``backoff_s`` doubling up to ``backoff_max_s``; a message the peer refuses
-for good (other 4xx) moves to ``rejected/``; one older than ``max_age_s`` is dropped with a log line.
+accept the message, so retrying it cannot post it twice. A peer's ``retry_after`` (429) holds the whole
+channel that long; any other transient failure backs off *that entry* (``backoff_s`` doubling up to
+``backoff_max_s``) while the entries behind it go on, so no entry ever holds back the others (issue 33).
+A message that can never be sent (the peer refuses it for good: other 4xx; or its content cannot be
+encoded: :func:`~appliance.actions.outbox_checks.is_final`) moves to ``rejected/`` and is reported
+through ``on_set_aside`` (a ``outbox_entry_set_aside`` device event, wired by the channels); one older
+than ``max_age_s`` is dropped with a log line. What enters the outbox is checked first
+(:func:`~appliance.actions.outbox_checks.check_notification`): :meth:`Outbox.put` raises ``ValueError``
+or ``TypeError`` for a notification no channel could send.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from appliance.actions.dispatcher import Notification
-from appliance.errors import DeliveryError, DeliveryRejectedError
+from appliance.actions.outbox_checks import check_notification, is_final
+from appliance.errors import DeliveryError
 from appliance.service.storage_health import StorageHealth
 from appliance.state_files import atomic_write_bytes
 
@@ -38,20 +45,6 @@ CRASH_WAIT_S = 1.0  # pause before the delivery loop goes on after an unexpected
 
 #: a waiting entry: its file on disk, or the stem (``<ns>-<key>``) of one held in memory
 Entry = Path | str
-
-
-def _check_types(notification: Notification) -> None:
-    """Raise TypeError for an entry that parses but has the wrong types (issue 14: ``"created":
-    "yesterday"`` killed the delivery thread, ``"fields": null`` blocked the queue forever)."""
-    n = notification
-    if not all(isinstance(v, str) for v in (n.key, n.kind, n.title, n.description, n.time)):
-        raise TypeError("key, kind, title, description and time must be strings")
-    if n.camera is not None and not isinstance(n.camera, str):
-        raise TypeError("camera must be a string or null")
-    if isinstance(n.created, bool) or not isinstance(n.created, int | float):
-        raise TypeError(f"created must be a number of seconds, not {n.created!r}")
-    if not isinstance(n.fields, dict):
-        raise TypeError(f"fields must be an object, not {n.fields!r}")
 
 
 def _order(stem: str) -> tuple[bool, str]:
@@ -77,6 +70,8 @@ class Outbox:
         self.folder = folder
         self.storage = storage
         self._memory: dict[str, Notification] = {}  # stem -> notification the disk would not take
+        #: called with (entry name, reason) for every entry set aside (the channel emits a device event)
+        self.on_set_aside: Callable[[str, str], None] | None = None
         self._disk_failed = False
         self._lock = threading.Lock()
         try:
@@ -89,7 +84,9 @@ class Outbox:
         return f"outbox {self.folder.name}"
 
     def put(self, notification: Notification) -> bool:
-        """Store ``notification``; False if one with the same key is already waiting."""
+        """Store ``notification``; False if one with the same key is already waiting. Raises TypeError or
+        ValueError for a notification that no channel could send (nothing is stored)."""
+        check_notification(notification)
         with self._lock:
             key = notification.key
             if any(s.endswith(f"-{key}") for s in self._memory) or any(self.folder.glob(f"*-{key}.json")):
@@ -175,11 +172,11 @@ class Outbox:
             image_path = path.with_suffix(".jpg")
             image = image_path.read_bytes() if image_path.exists() else None
             notification = Notification.from_json(data, image)
-            _check_types(notification)
+            check_notification(notification)
             return notification
         except (OSError, ValueError, TypeError) as exc:
             logger.error("outbox %s: unreadable %s (%s): set aside", self.folder.name, path.name, exc)
-            self.set_aside(path)
+            self.set_aside(path, f"unreadable: {exc}")
             return None
 
     def remove(self, entry: Entry) -> None:
@@ -190,7 +187,13 @@ class Outbox:
         entry.with_suffix(".jpg").unlink(missing_ok=True)
         entry.unlink(missing_ok=True)
 
-    def set_aside(self, entry: Entry) -> None:
+    def set_aside(self, entry: Entry, reason: str = "refused") -> None:
+        """Move ``entry`` to ``rejected/`` (one held in memory is dropped) and report it."""
+        if self.on_set_aside is not None:
+            try:
+                self.on_set_aside(entry.name if isinstance(entry, Path) else entry, reason)
+            except Exception as exc:  # a report must never keep the entry at the head of the queue
+                logger.warning("outbox %s: set-aside report failed: %s", self.folder.name, exc)
         if not isinstance(entry, Path):
             with self._lock:
                 notification = self._memory.pop(entry, None)
@@ -230,6 +233,9 @@ class OutboxWorker:
         self.ready = ready
         self.delivered = 0  # counters, for tests and telemetry
         self.failures = 0
+        self.set_aside_count = 0
+        self._retry: dict[str, tuple[int, float]] = {}  # entry stem -> (failed attempts, due, monotonic)
+        self._channel_due = 0.0  # monotonic time before which the peer asked for no request at all
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -258,7 +264,6 @@ class OutboxWorker:
     def _run(self) -> None:
         """The delivery loop; an unexpected error is logged and the loop goes on (the thread never dies
         with alerts waiting: issue 14, defect 5)."""
-        attempt = 0
         last_flush = 0.0
         while not self._stop.is_set():
             try:
@@ -266,57 +271,78 @@ class OutboxWorker:
                 if held and time.monotonic() - last_flush >= FLUSH_RETRY_S:
                     last_flush = time.monotonic()
                     self.outbox.flush_memory()
-                attempt = self._once(attempt)
+                self._once()
             except Exception as exc:
                 self.failures += 1
                 logger.error("%s: delivery loop error: %s; going on", self.name, exc, exc_info=True)
                 self._stop.wait(CRASH_WAIT_S)
 
-    def _once(self, attempt: int) -> int:
-        """Deliver (or wait for) the oldest entry; returns the attempt count for it."""
+    def _once(self) -> None:
+        """Deliver (or wait for) the oldest entry that is due: an entry backing off after a failure waits
+        on its own, the ones behind it go first; a peer's ``retry_after`` holds the whole channel."""
         entries = self.outbox.entries()
         if not entries:
+            self._retry.clear()
             self._sleep(FLUSH_RETRY_S if self.outbox.disk_failed else IDLE_WAIT_S)
-            return attempt
+            return
         if not self.ready():
             self._stop.wait(NOT_READY_WAIT_S)
-            return attempt
-        entry = entries[0]
+            return
+        now = time.monotonic()
+        if self._channel_due > now:
+            self._sleep(self._channel_due - now)
+            return
+        names = [_name(e) for e in entries]
+        for name in [n for n in self._retry if n not in names]:  # delivered, set aside or removed
+            del self._retry[name]
+        due = [e for e, n in zip(entries, names, strict=True) if self._retry.get(n, (0, 0.0))[1] <= now]
+        if not due:
+            self._sleep(min(due_at for _, due_at in self._retry.values()) - now)
+            return
+        entry = due[0]
         notification = self.outbox.load(entry)
         if notification is None:
-            return attempt
+            return
         age = time.time() - notification.created
         if age > self.max_age_s:
             logger.error("%s: %s undelivered for %.0f s: dropped", self.name, notification.key, age)
             self.outbox.remove(entry)
-            return attempt
-        attempt += 1
-        wait = self._attempt(entry, notification, attempt)
-        if wait is None:
-            return 0
-        if not self._stop.is_set():
-            self._stop.wait(wait)
-        return attempt
+            return
+        self._attempt(entry, notification)
 
-    def _attempt(self, path: Entry, notification: Notification, attempt: int) -> float | None:
-        """Try once; None when done with the file, else seconds to wait before the next try."""
+    def _attempt(self, entry: Entry, notification: Notification) -> None:
+        """Try once: delivered (removed), refused for good (set aside) or due again after a backoff."""
+        name = _name(entry)
+        attempt = self._retry.get(name, (0, 0.0))[0] + 1
         try:
             self.deliver(notification)
-        except DeliveryRejectedError as exc:
-            logger.error("%s: %s rejected for good: %s (kept in rejected/)", self.name, notification.key, exc)
-            self.outbox.set_aside(path)
-            return None
-        except Exception as exc:  # DeliveryError and anything unexpected: retry with backoff
+        except Exception as exc:  # DeliveryError, a refusal, a content error, anything unexpected
+            if is_final(exc):
+                self._retry.pop(name, None)
+                self.set_aside_count += 1
+                logger.error("%s: %s cannot be delivered (%s: %s): set aside in rejected/, the queue goes on",
+                             self.name, notification.key, type(exc).__name__, exc)  # fmt: skip
+                self.outbox.set_aside(entry, f"{type(exc).__name__}: {exc}")
+                return
             self.failures += 1
             backoff = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1))
             peer_wait = exc.retry_after_s if isinstance(exc, DeliveryError) else None
             wait = peer_wait if peer_wait is not None else backoff
+            now = time.monotonic()
+            self._retry[name] = (attempt, now + wait)
+            if peer_wait is not None:  # the peer asked the whole channel to wait
+                self._channel_due = now + peer_wait
             level = logging.WARNING if attempt <= 3 or attempt % 10 == 0 else logging.DEBUG
             logger.log(level, "%s: %s attempt %d failed: %s; retry in %.1f s",
                        self.name, notification.key, attempt, exc, wait)  # fmt: skip
-            return wait
-        self.outbox.remove(path)
+            return
+        self._retry.pop(name, None)
+        self.outbox.remove(entry)
         self.delivered += 1
         logger.info("%s: %s %s delivered (attempt %d)", self.name, notification.kind, notification.key,
                     attempt)  # fmt: skip
-        return None
+
+
+def _name(entry: Entry) -> str:
+    """The stem of an entry, the same on disk and in memory (a held entry keeps it when it moves)."""
+    return entry.stem if isinstance(entry, Path) else entry

@@ -51,7 +51,10 @@ class MqttConfig(StrictModel):
         "(its time, camera_status and error stay this fresh even while no frame arrives).",
     )
     max_events_per_hour: int = Field(
-        60, ge=0, description="Most alert events sent on MQTT per hour (0: no limit); extra ones are dropped."
+        60,
+        ge=0,
+        description="Alert events per hour on MQTT (0: no limit). Over it, test alarms are dropped; "
+        "a real failure alert is still sent, with a log line (an alert is never dropped).",
     )
     event_max_age_s: float = Field(
         86400.0, ge=60, description="An alert event still undelivered after this many seconds is dropped."
@@ -87,7 +90,10 @@ class ChannelConfig(StrictModel):
     """What every notification channel shares: rate limit, timeouts and retries."""
 
     max_alerts_per_hour: int = Field(
-        6, ge=0, description="Most alerts posted on this channel per hour (0: no limit); extra ones dropped."
+        6,
+        ge=0,
+        description="Alerts per hour on this channel (0: no limit). Over it, test alarms are dropped; "
+        "a real failure alert is still sent, with a log line (an alert is never dropped).",
     )
     send_repeats: bool = Field(
         True, description="Post reminders of an unacknowledged failure (raised after decision.cooldown_s)."

@@ -33,7 +33,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from appliance.actions.dispatcher import AlertDispatcher, ChannelPolicy, event_hub, iso_now
+from appliance.actions.dispatcher import (
+    AlertDispatcher,
+    ChannelPolicy,
+    event_hub,
+    iso_now,
+    set_aside_reporter,
+)
 from appliance.actions.mqtt.client import MqttPublisher
 from appliance.actions.mqtt.discovery import discovery_message
 from appliance.actions.mqtt.notifier import MqttNotifier
@@ -88,6 +94,7 @@ class MqttSink:
         outbox = context.state_dir / "outbox" / "mqtt"
         self.notifier = MqttNotifier(self.publisher, self.config, self.cameras, outbox)
         self.notifier.worker.outbox.storage = context.storage  # a full disk shows on state, light, systemd
+        self.notifier.worker.outbox.on_set_aside = set_aside_reporter(event_hub(context), "mqtt")
         policy = ChannelPolicy(self.config.max_events_per_hour, send_repeats=True)
         self.dispatcher = AlertDispatcher([(self.notifier, policy)], context.commands)
         self._last_state_at: dict[str, float] = {}
