@@ -320,7 +320,7 @@ class OutboxWorker:
             if is_final(exc):
                 self._retry.pop(name, None)
                 self.set_aside_count += 1
-                logger.error("%s: %s cannot be delivered (%s: %s): set aside in rejected/, the queue goes on",
+                logger.error("%s: %s rejected for good (%s: %s): set aside in rejected/, the queue goes on",
                              self.name, notification.key, type(exc).__name__, exc)  # fmt: skip
                 self.outbox.set_aside(entry, f"{type(exc).__name__}: {exc}")
                 return

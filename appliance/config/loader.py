@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from appliance.config.error_text import explain, tree_secrets
 from appliance.config.file_checks import file_problems
 from appliance.config.model import DEFAULT_CONFIG_PATH, LayerwatchConfig
 from appliance.config.reference import suggestion
@@ -305,15 +306,26 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
     """Read, override and validate the configuration, or raise :class:`ConfigError` naming each key.
 
     With ``path`` None the default file is read if it exists; otherwise the environment alone
-    must describe a camera (as the RTSP+Bedrock detector's ``RTSP_URL`` does).
+    must describe a camera (as the RTSP+Bedrock detector's ``RTSP_URL`` does). Every problem is shown
+    with its camera's name, the nearest key for a typo and no credential (:mod:`.error_text`).
     """
     environ = os.environ if environ is None else environ
+    tree: dict[str, Any] = {}
+    try:
+        return _load(path, environ, tree)
+    except ConfigError as exc:
+        read = {n: environ[n] for n in (*ENV_OVERRIDES, "RTSP_URL") if environ.get(n)}
+        raise ConfigError(explain(exc.problems, tree, tree_secrets(tree, read))) from None
+
+
+def _load(path: Path | None, environ: Mapping[str, str], tree: dict[str, Any]) -> LayerwatchConfig:
+    """:func:`load_config`'s work; ``tree`` is filled with the raw tree as it is merged."""
     if path is None:
         env_path = environ.get("LAYERWATCH_CONFIG")
         path = Path(env_path) if env_path else DEFAULT_CONFIG_PATH
-        tree = read_toml(path) if path.exists() else {}
+        tree.update(read_toml(path) if path.exists() else {})
     else:
-        tree = read_toml(path)
+        tree.update(read_toml(path))
     origins: dict[str, str] = {}
     apply_overrides(tree, environ, origins)
     try:
