@@ -54,14 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run on the bundled replay clip with the shipped model")
     demo.add_argument(
-        "--rate",
-        type=float,
-        default=10.0,
-        help="clip frames per second (0: as fast as possible; 1: a minute)",
-    )
-    demo.add_argument("--loop", action="store_true", help="play the clip again and again until Ctrl-C")
-    demo.add_argument(
-        "--port", type=int, default=8080, help="the console's port on 127.0.0.1 (0: no console)"
+        "--rate", type=float, default=10.0, help="clip frames per second (0: as fast as possible)"
     )
 
     check = sub.add_parser("check-config", help="validate the configuration and exit (78 if invalid)")
@@ -83,13 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     test = sub.add_parser("test", help="analyse one frame per camera, print JSON, exit")
     _add_config_arg(test)
 
-    bench = sub.add_parser(
-        "bench",
-        help="measure per-stage time, frame rate, memory, start-up and the service's CPU share",
-        description="Budget: <= 40 ms per analysed frame on one core (pipeline_ms), <= 5 %% of one core "
-        "for the service at default settings (service_cpu_share_pct, one frame every 2 s), peak RSS "
-        "<= 150 MB (default_settings_peak_rss_mb).",
-    )
+    bench = sub.add_parser("bench", help="measure per-stage time, frame rate, memory and start-up")
     bench.add_argument("--model", type=Path, help="model manifest or file (default: shipped)")
     bench.add_argument("--frames", type=int, default=300, help="frames to time")
     bench.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
@@ -98,13 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--rtsp", help="measure `layerwatch run` on this RTSP camera URL (fresh state)")
     bench.add_argument("--mqtt", help="with --rtsp: MQTT broker URL (mqtt://host:1883)")
-    bench.add_argument(
-        "--seconds",
-        type=float,
-        default=60.0,
-        help="seconds the service runs after READY: the default-settings CPU-share window, or with "
-        "--config/--rtsp the run (default 60)",
-    )
+    bench.add_argument("--seconds", type=float, default=60.0, help="with --config/--rtsp: seconds to run")
     bench.add_argument(
         "--api", choices=("on", "off"), default="on", help="service with the HTTP API (default, as installed)"
     )
@@ -117,25 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--feedback",
-        nargs="?",
-        const="asked",
-        default=None,
-        choices=("asked", "all"),
-        help="stream test rows in CSV order; after a frame is scored its label is given to the learner: "
-        "`asked` (also a bare --feedback) if the appliance would have asked (failure or uncertain), "
-        "`all` for every frame (the capacity protocol)",
-    )
-    evaluate.add_argument(
-        "--prints",
         action="store_true",
-        help="replay each print (column `sequence`, rows in time order, optional `time_s`) through the "
-        "decision engine: prints caught, time to alert, false alarms per print and per printing hour",
-    )
-    evaluate.add_argument(
-        "--interval",
-        type=float,
-        default=None,
-        help="with --prints: seconds between rows without `time_s` (default: service.analysis_interval_s, 2)",
+        help="stream test rows in CSV order; a frame scored failure or uncertain is then answered",
     )
 
     fan = sub.add_parser("fan", help="run the fan control service (layerwatch-fan)")
@@ -189,9 +153,18 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from appliance.demo import run_demo
+    from appliance.demo import demo_config
+    from appliance.service.runner import Service
 
-    return run_demo(args.rate, args.loop, args.port or None)
+    config = demo_config(rate_fps=args.rate)
+    setup_logging(config.service.log_level)
+    print(
+        "Layerwatch demo: the bundled replay clip, the shipped model, no broker, no cloud "
+        "(uncertain frames count as failure votes)"
+    )
+    service = Service(config, print_decisions=True)
+    service.install_signal_handlers()
+    return service.run()
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -215,7 +188,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.config or args.rtsp:
         figures = user_figures(args.config, args.rtsp, args.mqtt, args.seconds)
     else:
-        figures = run_bench(args.model, args.frames, api=args.api == "on", seconds=args.seconds)
+        figures = run_bench(args.model, args.frames, api=args.api == "on")
     for key, value in figures.items():
         print(f"{key:<24} {value}")
     if args.json:
@@ -247,14 +220,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     setup_logging("warning")
     detector = _detector_table(args.config) if args.config else None
-    result = run_eval(
-        args.manifest,
-        args.model,
-        feedback=args.feedback,
-        detector_config=detector,
-        prints=args.prints,
-        interval_s=args.interval,
-    )
+    result = run_eval(args.manifest, args.model, feedback=args.feedback, detector_config=detector)
     print(json.dumps(result))
     return 0
 
