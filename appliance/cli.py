@@ -98,8 +98,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--feedback",
+        nargs="?",
+        const="asked",
+        default=None,
+        choices=("asked", "all"),
+        help="stream test rows in CSV order; after a frame is scored its label is given to the learner: "
+        "`asked` (also a bare --feedback) if the appliance would have asked (failure or uncertain), "
+        "`all` for every frame (the capacity protocol)",
+    )
+    evaluate.add_argument(
+        "--prints",
         action="store_true",
-        help="stream test rows in CSV order; a frame scored failure or uncertain is then answered",
+        help="replay each print (column `sequence`, rows in time order, optional `time_s`) through the "
+        "decision engine: prints caught, time to alert, false alarms per print and per printing hour",
+    )
+    evaluate.add_argument(
+        "--interval",
+        type=float,
+        default=None,
+        help="with --prints: seconds between rows without `time_s` (default: service.analysis_interval_s, 2)",
     )
 
     fan = sub.add_parser("fan", help="run the fan control service (layerwatch-fan)")
@@ -220,7 +237,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     setup_logging("warning")
     detector = _detector_table(args.config) if args.config else None
-    result = run_eval(args.manifest, args.model, feedback=args.feedback, detector_config=detector)
+    result = run_eval(
+        args.manifest,
+        args.model,
+        feedback=args.feedback,
+        detector_config=detector,
+        prints=args.prints,
+        interval_s=args.interval,
+    )
     print(json.dumps(result))
     return 0
 

@@ -14,7 +14,7 @@ from appliance.evaluate import EvalManifestError, Tally, read_eval_manifest, run
 
 METRICS = {
     "tp", "fp", "tn", "fn", "precision", "recall", "f1", "false_alarm_rate", "uncertain_rate",
-    "f1_if_uncertain_resolved", "latency_ms_mean",
+    "f1_if_uncertain_resolved", "latency_ms_mean", "auroc",
 }  # fmt: skip
 
 
@@ -69,6 +69,11 @@ def test_run_eval_reports_every_metric_per_camera_and_overall(manifest: Path) ->
     overall = result["overall"]
     assert overall["tp"] + overall["fp"] + overall["tn"] + overall["fn"] == 12
     assert result["backend"].startswith(("onnxruntime", "litert"))
+    assert result["protocol"] == "static" and result["feedback"] is None and "prints" not in result
+    for cam in result["cameras"].values():
+        assert cam["backend"] == result["backend"]
+        assert cam["threshold"] == cam["threshold_start"]  # nothing was learned after calibration
+        assert cam["auroc"] is None or 0 <= cam["auroc"] <= 1
 
 
 def test_tally_counts_uncertain_by_side_and_resolved_as_correct() -> None:
@@ -117,38 +122,34 @@ def test_spreadsheet_quirks_are_read_and_unreadable_images_skipped(manifest: Pat
 def test_feedback_labels_a_row_only_after_scoring_it_and_only_when_asked(
     manifest: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``--feedback``: every answer follows the scoring of its own row, and only failure/uncertain verdicts
-    are answered; the counts add up."""
-    from appliance.detector.prototype_detector import PrototypeDetector
+    """``--feedback`` (``asked``; ``True`` as older callers pass it): every answer follows the scoring of its
+    own row, and only failure/uncertain verdicts are answered; the counts add up."""
+    from appliance.evaluation.scorer import DetectorScorer
 
     events: list[tuple[str, object]] = []
-    analyse = PrototypeDetector.analyse
+    teach = DetectorScorer.teach
 
-    def logged_analyse(self: PrototypeDetector, image: np.ndarray, camera: object = None) -> object:
-        detection = analyse(self, image, camera)  # type: ignore[arg-type]
-        events.append(("scored", detection.verdict))
-        return detection
+    def logged_teach(self: DetectorScorer, label: str, detection: object, frame_id: str) -> float | None:
+        events.append(("answer", frame_id))
+        return teach(self, label, detection, frame_id)  # type: ignore[arg-type]
 
-    import appliance.evaluate as evaluate
-
-    real_answer = evaluate.Answer
-
-    def logged_answer(label: str, source: str, *args: object, **kwargs: object) -> object:
-        events.append(("answer", kwargs["frame_id"]))
-        return real_answer(label, source, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(PrototypeDetector, "analyse", logged_analyse)
-    monkeypatch.setattr(evaluate, "Answer", logged_answer)
-    result = run_eval(manifest, None, feedback=True)
-    for n, (kind, _) in enumerate(events):
+    monkeypatch.setattr(DetectorScorer, "teach", logged_teach)
+    result = run_eval(
+        manifest,
+        None,
+        feedback=True,
+        on_scored=lambda row, d: events.append(("scored", (row.line, d.verdict))),
+    )
+    for n, (kind, value) in enumerate(events):
         if kind == "answer":
-            previous_kind, previous_verdict = events[n - 1]
-            assert previous_kind == "scored" and previous_verdict is not Verdict.OK
+            previous_kind, (line, verdict) = events[n - 1]  # type: ignore[misc]
+            assert previous_kind == "scored" and verdict is not Verdict.OK and value == f"row-{line}"
     answers = sum(kind == "answer" for kind, _ in events)
-    asked = sum(kind == "scored" and value is not Verdict.OK for kind, value in events)
-    assert answers == asked == result["overall"]["answers"]
-    assert result["protocol"] == "feedback"
-    assert result["overall"]["answer_rate"] == round(answers / 12, 4)
+    asked = sum(kind == "scored" and value[1] is not Verdict.OK for kind, value in events)  # type: ignore[index]
+    overall = result["overall"]
+    assert answers == asked == overall["answers"] == overall["answers_ok"] + overall["answers_failure"]
+    assert result["protocol"] == "feedback" and result["feedback"] == "asked"
+    assert overall["answer_rate"] == round(answers / 12, 4)
     for cam in result["cameras"].values():
         assert cam["learner_after"]["ok"] + cam["learner_after"]["failure"] == 4 + cam["answers"]
 
