@@ -15,6 +15,7 @@ from appliance.detector import Detection, Verdict, verdict_for
 from appliance.evaluate import asks, auroc
 from appliance.evaluation.feedback import feedback_mode, protocol_name
 from appliance.evaluation.manifest import EvalRow
+from appliance.evaluation.prints import PrintReplay
 from appliance.evaluation.stream import evaluate_camera
 
 THRESHOLD, BAND = 0.5, 0.1
@@ -182,3 +183,17 @@ def test_feedback_argument_accepts_the_old_bool() -> None:
     assert [protocol_name(m) for m in (None, "asked", "all")] == ["static", "feedback", "capacity"]
     with pytest.raises(ValueError):
         feedback_mode("some")
+
+
+@pytest.mark.parametrize("feedback", [None, "asked", "all"])
+def test_prints_combine_with_every_protocol(feedback: str | None) -> None:
+    """One print without a ``sequence`` column (the camera's test rows): 5 normal rows, then failure rows
+    the stub flags at once; the alert comes 2 rows after the first failure row in every protocol."""
+    base = {k: (0.9 if k >= 10 else 0.1) for k in range(20)} | {99: 0.0}
+    spec = [(k, "ok") for k in range(5)] + [(k, "failure") for k in range(10, 16)]
+    replay = PrintReplay()
+    run = evaluate_camera("cam", _rows(spec), StubScorer(base), feedback_mode(feedback), replay, load=_load)
+    assert run.result["prints"]["prints_caught"] == 1 and run.result["prints"]["false_alarms"] == 0
+    (only,) = replay.per_print()
+    assert (only["sequence"], only["first_failure_frame"], only["frames_to_alert"]) == ("", 5, 2)
+    assert run.answers == {None: 0, "asked": 6, "all": 11}[feedback]
