@@ -54,7 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run on the bundled replay clip with the shipped model")
     demo.add_argument(
-        "--rate", type=float, default=10.0, help="clip frames per second (0: as fast as possible)"
+        "--rate",
+        type=float,
+        default=10.0,
+        help="clip frames per second (0: as fast as possible; 1: a minute)",
+    )
+    demo.add_argument("--loop", action="store_true", help="play the clip again and again until Ctrl-C")
+    demo.add_argument(
+        "--port", type=int, default=8080, help="the console's port on 127.0.0.1 (0: no console)"
     )
 
     check = sub.add_parser("check-config", help="validate the configuration and exit (78 if invalid)")
@@ -170,18 +177,9 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from appliance.demo import demo_config
-    from appliance.service.runner import Service
+    from appliance.demo import run_demo
 
-    config = demo_config(rate_fps=args.rate)
-    setup_logging(config.service.log_level)
-    print(
-        "Layerwatch demo: the bundled replay clip, the shipped model, no broker, no cloud "
-        "(uncertain frames count as failure votes)"
-    )
-    service = Service(config, print_decisions=True)
-    service.install_signal_handlers()
-    return service.run()
+    return run_demo(args.rate, args.loop, args.port or None)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:

@@ -1,12 +1,10 @@
 #!/usr/bin/env bash
-# One command from a fresh checkout to a running appliance: creates .venv, installs Layerwatch and
-# runs it on the bundled replay clip with the shipped model (no broker, no cloud, no hardware).
+# One command from a fresh checkout to a running appliance: makes .venv and installs Layerwatch
+# into it (once: again only when pyproject.toml changes; LAYERWATCH_VENV=DIR picks another venv),
+# then runs it on the bundled replay clip with the shipped model (no broker, no cloud, no
+# hardware). Arguments go to `layerwatch demo` (--rate, --loop, --port; --help lists them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e .
-exec .venv/bin/layerwatch demo "$@"
+VENV=${LAYERWATCH_VENV:-.venv}
+scripts/install-venv.sh "$VENV"
+exec "$VENV/bin/layerwatch" demo "$@"

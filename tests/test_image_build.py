@@ -78,7 +78,7 @@ def amd64_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("building the image needs root")
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
-        pytest.skip(f"image tools missing (apt, see .ci/run): {missing}")
+        pytest.skip(f"image tools missing (apt, see scripts/test.sh): {missing}")
     out = tmp_path_factory.mktemp("image")
     # xz -0: the test checks that compression works, not how small it gets; the python running the
     # tests has pip (it downloads the wheels)
@@ -191,7 +191,7 @@ def test_boot_without_a_config_is_unconfigured_and_safe(amd64_image: Path, tmp_p
 
 
 def test_ci_installs_the_image_tools():
-    script = (REPO / ".ci/run").read_text()
+    script = (REPO / "scripts" / "test.sh").read_text()
     tools = ("mmdebstrap", "qemu-system-x86", "mtools", "dosfstools", "fdisk", "e2fsprogs", "xz-utils",
              "syslinux", "syslinux-common", "ovmf")  # fmt: skip
     for package in tools:

@@ -172,7 +172,7 @@ def test_five_errors_in_a_row_back_off_and_say_so(tmp_path: Path, synthetic_clip
 def test_the_readme_demo_runs_and_alerts():
     """The README's first command ends in `layerwatch demo`: the bundled clip, the shipped model."""
     proc = subprocess.run(
-        [sys.executable, "-m", "appliance", "demo", "--rate", "0"],
+        [sys.executable, "-m", "appliance", "demo", "--rate", "0", "--port", "0"],
         capture_output=True,
         text=True,
         timeout=120,
