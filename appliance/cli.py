@@ -148,6 +148,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(json.dumps(LayerwatchConfig.model_json_schema(), indent=2))
         return 0
     config = _load(args.config)
+    from appliance.config.file_checks import file_warnings
+
+    for key, message in file_warnings(config):
+        print(f"layerwatch: warning: {key}: {message}", file=sys.stderr)
     cameras = ", ".join(f"{c.name} ({c.source.type})" for c in config.cameras)
     print(f"configuration OK: {len(config.cameras)} camera(s): {cameras}; MQTT "
           f"{'on' if config.mqtt.enabled else 'off'}")  # fmt: skip

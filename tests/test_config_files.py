@@ -16,14 +16,13 @@ CAMERA = '[[cameras]]\nname = "p"\n'
     ("toml", "key"),
     [
         (CAMERA + '[cameras.source]\ntype = "replay"\npath = "{tmp}/no-such.mp4"\n', "cameras.0.source.path"),
-        (CAMERA + '[cameras.source]\ntype = "usb"\ndevice = "{tmp}/video9"\n', "cameras.0.source.device"),
         (
             '[detector]\nmodel = "{tmp}/missing.onnx"\n' + CAMERA + '[cameras.source]\ntype = "rtsp"\n'
             'url = "rtsp://127.0.0.1:1/s"\n',
             "detector.model",
         ),
     ],
-    ids=["replay path", "usb device", "model file"],
+    ids=["replay path", "model file"],
 )
 @pytest.mark.parametrize("command", ["check-config", "run"])
 def test_a_missing_path_exits_78_naming_the_key(
@@ -35,6 +34,17 @@ def test_a_missing_path_exits_78_naming_the_key(
     err = capsys.readouterr().err
     assert key in err and "does not exist" in err
     assert not (tmp_path / "state").exists()  # nothing was started
+
+
+def test_an_absent_usb_device_warns_but_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """An unplugged webcam is no config error (tests/test_usb_replug.py: the service waits for it)."""
+    config = tmp_path / "layerwatch.toml"
+    config.write_text(CAMERA + f'[cameras.source]\ntype = "usb"\ndevice = "{tmp_path}/layerwatch-cam"\n')
+    assert main(["check-config", "--config", str(config)]) == 0
+    out, err = capsys.readouterr()
+    assert "configuration OK" in out
+    assert f"warning: cameras.0.source.device: {tmp_path}/layerwatch-cam does not exist now" in err
+    assert "camera_offline until it is plugged in" in err
 
 
 def test_an_existing_replay_folder_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]):

@@ -1,10 +1,14 @@
 """Checks of a valid configuration that need the file system but no hardware and no network.
 
-A replay file or folder that is not there, a model file, a USB device path (``/dev/video0``, the
-udev name ``/dev/layerwatch-cam``), a TLS file or an API key file: each is a configuration error,
-reported with its key path by ``check-config`` and by ``run`` before anything is opened, so the
-service exits 78 (which the unit's ``RestartPreventExitStatus=78`` does not restart) instead of
-failing later with exit 1 and being restarted in a loop.
+A replay file or folder that is not there, a model file, a TLS file or an API key file: each is a
+configuration error, reported with its key path by ``check-config`` and by ``run`` before anything is
+opened, so the service exits 78 (which the unit's ``RestartPreventExitStatus=78`` does not restart)
+instead of failing later with exit 1 and being restarted in a loop.
+
+A USB device path (``/dev/video0``, the udev name ``/dev/layerwatch-cam``) that is absent is not an
+error: a webcam is unplugged and plugged in again, so that camera is ``camera_offline`` until the
+device appears (:mod:`appliance.sources.usb`) while the others are watched; :func:`file_warnings` says
+so for ``check-config``.
 
 Wiring: :func:`appliance.config.loader.load_config` calls :func:`file_problems` after validation.
 """
@@ -36,8 +40,6 @@ def file_problems(config: LayerwatchConfig) -> list[tuple[str, str]]:
         key = f"cameras.{index}.source"
         if source.type == "replay":
             problems += _missing(f"{key}.path", source.path, "video file", folder_ok=True)
-        elif source.type == "usb" and isinstance(source.device, str) and source.device.startswith("/"):
-            problems += _missing(f"{key}.device", Path(source.device), "device")
     mqtt = config.mqtt
     for name in ("ca_file", "client_cert", "client_key"):
         problems += _missing(f"mqtt.{name}", getattr(mqtt, name), "file")
@@ -45,3 +47,19 @@ def file_problems(config: LayerwatchConfig) -> list[tuple[str, str]]:
         "cloud.openai_compatible.api_key_file", config.cloud.openai_compatible.api_key_file, "file"
     )
     return problems
+
+
+def file_warnings(config: LayerwatchConfig) -> list[tuple[str, str]]:
+    """Paths that are absent now but may appear (a USB camera's device), as ``(key path, message)``."""
+    warnings: list[tuple[str, str]] = []
+    for index, camera in enumerate(config.cameras):
+        source = camera.source
+        if source.type != "usb":
+            continue
+        device = source.device
+        path = Path(f"/dev/video{int(device)}" if isinstance(device, int) or device.isdigit() else device)
+        if not path.exists():
+            message = f"{path} does not exist now: camera {camera.name} is camera_offline until it is "
+            message += "plugged in"
+            warnings.append((f"cameras.{index}.source.device", message))
+    return warnings

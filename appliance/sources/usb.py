@@ -9,7 +9,9 @@ It shares the grabber thread of the RTSP source
 (:class:`~appliance.sources.grabber.GrabbedSource`): only the newest frame is kept, a camera that
 is unplugged is reopened with a doubling backoff (so replugging it recovers), and a device that
 stops delivering frames for ``frozen_after_s`` seconds counts as frozen. A device that does not
-exist gives :class:`~appliance.errors.SourceUnavailableError` naming the device.
+exist gives :class:`~appliance.errors.SourceUnavailableError` naming the device: the camera is
+``camera_offline``, and while it waits between opens the grabber looks for the device path every
+second, so a camera that is plugged in (or whose udev symlink appears) is opened at once.
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ class UsbSource(GrabbedSource):
     @property
     def description(self) -> str:
         return f"V4L2 device {self.path}"
+
+    def _reachable(self) -> bool:
+        """The device node (or udev symlink) exists: checked every second while the camera is away."""
+        return os.path.exists(self.path)
 
     def _connect(self) -> Capture:
         if not os.path.exists(self.path):
