@@ -1,6 +1,11 @@
 """``layerwatch bench``: where a frame's time goes, and what the service costs, on this machine.
 
-Two measurements, both pinned to one CPU core:
+The budget it checks (``within_budget``, issue 31): at most 40 ms per analysed frame on one core
+(``pipeline_ms``), at most 5 % of one core for the service at default settings over a minute
+(``service_cpu_share_pct``), peak resident memory at most 150 MB as a user runs it
+(``default_settings_peak_rss_mb``).
+
+Three measurements; the first two pinned to one CPU core:
 
 1. In process, over the bundled clip: per-frame milliseconds of decode (video -> BGR), preprocess
    (resize + colour), inference (the backend) and decision (prototype scoring + decision engine);
@@ -11,6 +16,14 @@ Two measurements, both pinned to one CPU core:
    ``VmHWM``, sampled every 0.1 s: ``ru_maxrss`` would include this process's memory). It is started
    twice: the first start also times every model variant (``first_start_*``), later starts load
    the remembered fastest one.
+3. The service at default settings (:func:`default_settings_figures`): a real ``layerwatch run`` child
+   on the looping clip with the default analysis interval (``service.analysis_interval_s``, one frame
+   every 2 s), decision and detector settings, the HTTP API on (as installed) and a fresh state
+   directory, for ``--seconds`` (default 60) after ``READY=1``: ``service_cpu_s`` = the child's CPU
+   seconds in that window (``utime + stime`` of ``/proc/<pid>/stat``, all its threads, any core),
+   ``service_wall_s`` the window, ``service_cpu_share_pct`` = ``service_cpu_s / service_wall_s x 100``
+   (percent of one core). The replay source decodes only the frames that are analysed; a real camera
+   stream (RTSP, USB) also decodes the frames in between.
 
 ``--config FILE`` or ``--rtsp URL`` [``--mqtt URL``] measure the configuration a user runs instead
 of the demo (:func:`user_figures`): ``layerwatch run`` on that config for ``--seconds`` after
@@ -18,7 +31,8 @@ of the demo (:func:`user_figures`): ``layerwatch run`` on that config for ``--se
 its resident memory at the end. With ``--rtsp`` the state directory is a fresh temporary one and
 the service is started twice (``first_start_*``: the start that times the model variants); with
 ``--config`` the config's own state directory is used, so stop the running service first (two
-services on one broker take each other's MQTT client id).
+services on one broker take each other's MQTT client id). ``cpu_share_pct`` is its CPU share over
+the window, as above.
 """
 
 from __future__ import annotations
@@ -34,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.config.model import DecisionConfig, DetectorConfig
+from appliance.config.model import DecisionConfig, DetectorConfig, ServiceConfig
 from appliance.decision import DecisionEngine
 from appliance.demo import DEMO_CLIP
 from appliance.detector.base import verdict_for
@@ -92,6 +106,7 @@ def stage_times(model: Path | None, count: int) -> dict[str, float | str]:
         "input_size": f"{detector.input_size[0]}x{detector.input_size[1]}",
         "decode_ms": round(decode_ms, 3),
         **{k: round(v, 3) for k, v in per.items()},
+        "analysis_ms": round(sum(per.values()), 3),
         "pipeline_ms": round(total, 3),
         "pipeline_fps": round(1000 / total, 1),
     }
@@ -174,12 +189,65 @@ def service_figures(model: Path | None, frames: int, api: bool = True) -> dict[s
     }
 
 
-def run_bench(model: Path | None, frames: int, api: bool = True) -> dict[str, float | str]:
+#: the budget of issue 31: per analysed frame on one core, the service's share of one core at default
+#: settings, its peak resident memory
+BUDGET_FRAME_MS = 40.0
+BUDGET_CPU_SHARE_PCT = 5.0
+BUDGET_PEAK_RSS_MB = 150.0
+
+
+def default_settings_figures(model: Path | None, seconds: float, api: bool = True) -> dict[str, float | str]:
+    """``layerwatch run`` on the looping clip at default settings for ``seconds`` after ``READY=1``: its
+    CPU share of one core over that window and its peak resident memory (module docstring, item 3)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="layerwatch-bench-") as tmp,
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock,
+    ):
+        config = Path(tmp) / "default.toml"
+        model_line = f'[detector]\nmodel = "{model}"\n' if model else ""
+        config.write_text(
+            f'[service]\nstate_dir = "{tmp}"\nlog_level = "error"\n{model_line}'
+            f'[[cameras]]\nname = "bench"\n[cameras.source]\ntype = "replay"\npath = "{DEMO_CLIP}"\n'
+            "loop = true\n"
+            f'[api]\nenabled = {"true" if api else "false"}\nlisten = "127.0.0.1:0"\n'
+        )
+        sock.bind(str(Path(tmp) / "notify.sock"))
+        # the environment must not move a default (ANALYSIS_INTERVAL is service.analysis_interval_s)
+        run = _run_for(
+            config, seconds, sock, unset=("ANALYSIS_INTERVAL", "VERBOSE_LOGGING", "LAYERWATCH_STATE_DIR")
+        )
+    return {
+        "default_settings_interval_s": ServiceConfig().analysis_interval_s,
+        "service_cpu_s": run["cpu_s"],
+        "service_wall_s": run["wall_s"],
+        "service_cpu_share_pct": run["cpu_share_pct"],
+        "default_settings_peak_rss_mb": run["peak_rss_mb"],
+    }
+
+
+def within_budget(figures: dict[str, float | str]) -> bool:
+    """The per-frame time, the CPU share and the peak RSS at default settings all within the budget."""
+    return (
+        float(figures["pipeline_ms"]) <= BUDGET_FRAME_MS
+        and float(figures["service_cpu_share_pct"]) <= BUDGET_CPU_SHARE_PCT
+        and float(figures["default_settings_peak_rss_mb"]) <= BUDGET_PEAK_RSS_MB
+    )
+
+
+def run_bench(
+    model: Path | None, frames: int, api: bool = True, seconds: float = 60.0
+) -> dict[str, float | str | bool]:
+    """Every figure of the module docstring; ``seconds``: the default-settings window after READY."""
     _pin_to_one_core()
     figures: dict[str, float | str] = {"cpu": _cpu_name(), "cores_used": 1, "api": "on" if api else "off"}
     figures.update(stage_times(model, frames))
     figures.update(service_figures(model, frames, api))
-    return figures
+    figures.update(default_settings_figures(model, seconds, api))
+    budget = (
+        f"<= {BUDGET_FRAME_MS:g} ms per frame on one core, <= {BUDGET_CPU_SHARE_PCT:g} % of one core at "
+        f"default settings, peak RSS <= {BUDGET_PEAK_RSS_MB:g} MB"
+    )
+    return {**figures, "budget": budget, "within_budget": within_budget(figures)}
 
 
 def _cpu_name() -> str:
@@ -192,11 +260,26 @@ def _cpu_name() -> str:
     return "unknown"
 
 
-def _run_for(config: Path, seconds: float, sock: socket.socket) -> dict[str, float | str]:
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds the process has used so far, all its threads (``utime + stime`` of
+    ``/proc/<pid>/stat``, in clock ticks); 0 if it is gone."""
+    try:
+        # the fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _run_for(
+    config: Path, seconds: float, sock: socket.socket, unset: tuple[str, ...] = ()
+) -> dict[str, float | str]:
     """One ``layerwatch run --config CONFIG`` child for ``seconds`` after ``READY=1`` (at most 120 s
-    to get there), then SIGTERM: seconds to READY, peak and final resident memory, last STATUS."""
+    to get there), then SIGTERM: seconds to READY, peak and final resident memory, last STATUS, and
+    its CPU seconds, wall seconds and CPU share (% of one core) from READY to the end of the window.
+    ``unset``: more environment variables the child must not see."""
     env = {**os.environ, "NOTIFY_SOCKET": sock.getsockname()}
-    for name in ("RTSP_URL", "MQTT_BROKER_URL", "TEST_MODE"):
+    for name in ("RTSP_URL", "MQTT_BROKER_URL", "TEST_MODE", *unset):
         env.pop(name, None)
     start = time.monotonic()
     child = subprocess.Popen(
@@ -208,14 +291,17 @@ def _run_for(config: Path, seconds: float, sock: socket.socket) -> dict[str, flo
     ready_at: float | None = None
     status = ""
     peak_kb = rss_kb = 0
+    cpu_at_ready = cpu_at_end = wall_s = 0.0  # the child's CPU seconds at READY and when last seen
     sock.settimeout(0.1)
     try:
         while child.poll() is None:
             now = time.monotonic()
             if ready_at is None and now - start > 120:
                 break
-            if ready_at is not None and now - ready_at >= seconds:
-                break
+            if ready_at is not None:
+                cpu_at_end, wall_s = _cpu_seconds(child.pid) or cpu_at_end, now - ready_at
+                if wall_s >= seconds:
+                    break
             peak_kb = max(peak_kb, _vm_hwm_kb(child.pid))
             rss_kb = _vm_kb(child.pid, "VmRSS:") or rss_kb
             try:
@@ -223,7 +309,7 @@ def _run_for(config: Path, seconds: float, sock: socket.socket) -> dict[str, flo
             except TimeoutError:
                 continue
             if "READY=1" in message and ready_at is None:
-                ready_at = time.monotonic()
+                cpu_at_ready, ready_at = _cpu_seconds(child.pid), time.monotonic()
             for line in message.splitlines():
                 if line.startswith("STATUS="):
                     status = line[len("STATUS=") :]
@@ -237,11 +323,15 @@ def _run_for(config: Path, seconds: float, sock: socket.socket) -> dict[str, flo
             child.wait(5)
     if ready_at is None:
         raise RuntimeError(f"layerwatch run exited {child.returncode} or never sent READY=1")
+    cpu_s = max(cpu_at_end - cpu_at_ready, 0.0)
     return {
         "ready_s": round(ready_at - start, 3),
         "peak_rss_mb": round(peak_kb / 1024, 1),
         "rss_mb": round(rss_kb / 1024, 1),
         "status": status,
+        "cpu_s": round(cpu_s, 3),
+        "wall_s": round(wall_s, 3),
+        "cpu_share_pct": round(cpu_s / wall_s * 100, 3) if wall_s > 0 else 0.0,
     }
 
 
