@@ -176,3 +176,37 @@ def test_feedback_changes_later_scores_in_stream_order(tmp_path: Path) -> None:
         pytest.skip("the generic model scored every synthetic failure ok: nothing was asked")
     assert streamed["tp"] >= static["tp"]
     assert streamed["learner_after"]["failure"] == streamed["answers"]
+
+
+def test_capacity_protocol_never_uses_a_label_before_its_frame_is_scored(
+    manifest: Path, shipped_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``feedback="all"`` with the real detector and learner: frame X appears twice among the test rows. Its
+    label is flipped between two runs; the first occurrence scores the same in both (its own label is not
+    known yet), and the second at least as high when the label said failure (it is known by then)."""
+    import appliance.evaluate as evaluate
+    from appliance.config.model import DetectorConfig
+    from appliance.detector import load_detector
+
+    detector = load_detector(DetectorConfig(model=shipped_model, type="auto"))
+    monkeypatch.setattr(evaluate, "load_detector", lambda config: detector)  # one backend for both runs
+    img = manifest.parent / "img"
+    calibrate = [
+        (str(img / f"cam_a_{i}.png"), "ok" if i < 6 else "failure", "cam", "calibrate") for i in (0, 1, 2, 6)
+    ]
+    scores: dict[str, list[float]] = {"failure": [], "ok": []}
+    for x_label, seen in scores.items():
+        x = (str(img / "cam_b_8.png"), x_label, "cam", "test")
+        y, z = (
+            (str(img / "cam_b_3.png"), "ok", "cam", "test"),
+            (str(img / "cam_b_9.png"), "failure", "cam", "test"),
+        )
+        (tmp_path / x_label).mkdir()
+        path = _manifest(tmp_path / x_label, [*calibrate, y, x, z, x])
+        result = run_eval(
+            path, None, feedback="all", on_scored=lambda row, d, seen=seen: seen.append(d.score)
+        )
+        assert result["protocol"] == "capacity" and result["overall"]["answers"] == 4
+        assert result["cameras"]["cam"]["answers_ok"] == 1 + (x_label == "ok") * 2
+    assert scores["failure"][:2] == scores["ok"][:2]  # Y, then X's first occurrence: no label of X used
+    assert scores["failure"][3] >= scores["ok"][3]  # X again, after its label was given
