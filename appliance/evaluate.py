@@ -9,6 +9,25 @@ the CSV's (time) order (:mod:`appliance.evaluation.stream`). Figures: :mod:`appl
 Protocols (``feedback``, :mod:`appliance.evaluation.feedback`): static (no test label is used), ``asked``
 (a frame's label is given to the camera's learner after it is scored, if the appliance would have asked
 about it) and ``all`` (every frame's label, after it is scored: the capacity protocol).
+
+The JSON (:func:`run_eval`):
+
+- top level: ``manifest``, ``model``, ``backend`` (runtime/variant that ran), ``input_size``, ``protocol``
+  (``static``, ``feedback`` for asked, ``capacity`` for all), ``feedback`` (None, ``asked``, ``all``),
+  ``overall``, ``cameras``, ``seconds``; with ``prints``: ``prints`` and ``print_list``;
+- ``overall`` and each camera: ``frames tp fp tn fn precision recall f1 accuracy false_alarm_rate auroc
+  uncertain uncertain_rate errors_in_uncertain f1_if_uncertain_resolved latency_ms_mean latency_ms_p95
+  skipped``; with feedback also ``answers answer_rate answers_ok answers_failure``;
+- ``overall`` only: ``auroc_camera_mean`` (``auroc`` there pools every camera's scores), with feedback
+  ``refit_ms_p95``, for a two-stage detector ``box_model_share``;
+- each camera only: ``calibration_ok calibration_failure backend threshold`` (in force at the end)
+  ``threshold_start uncertain_band uncertain_band_start learner`` (after calibration), with feedback
+  ``learner_after``, with prints ``prints``;
+- ``prints`` (overall, each camera): ``prints failed_prints good_prints prints_caught catch_rate
+  frames_to_alert_median seconds_to_alert_median false_alarms prints_with_false_alarm
+  false_alarms_per_print printing_hours false_alarms_per_hour`` (and ``interval_s`` overall);
+- ``print_list``: per print ``camera sequence frames failure_frames first_failure_frame
+  first_failure_line caught frames_to_alert seconds_to_alert false_alarms alerts duration_s``.
 """
 
 from __future__ import annotations
