@@ -56,9 +56,14 @@ def create_judge(config: LayerwatchConfig, context: ServiceContext) -> Judge | N
     try:
         backend = build_backend(cloud)
     except CloudError as exc:
+        from appliance.actions.dispatcher import event_hub
+
         state = CloudState.CREDENTIALS if isinstance(exc, CloudCredentialsError) else CloudState.UNREACHABLE
         context.telemetry["cloud_state"] = float(state)
-        logger.error("cloud judge %s cannot start (%s): local decisions only", cloud.type, exc)
+        reason = f"cloud judge {cloud.type} off: {exc}"
+        logger.error("%s; the cameras are watched with local decisions only", reason)
+        context.notes.append(reason)  # on systemd's STATUS= line
+        event_hub(context).emit("cloud_judge_off", {"judge": cloud.type, "message": str(exc)})
         return None
     from appliance.cloud.budget import CallBudget
 

@@ -127,6 +127,7 @@ class AwsCredentialSource:
         session.set_config_variable("profile", self.config.profile)
         session.set_config_variable("region", self.config.region)
         session.set_config_variable("ignore_configured_endpoint_urls", True)
+        self._check_profile(session)
         if self._loader is None:
             self._loader = session.get_component("data_loader")
         else:
@@ -142,6 +143,23 @@ class AwsCredentialSource:
 
         session.register_component("credential_provider", CredentialResolver(providers=[_Pinned()]))
         return session
+
+    def _check_profile(self, session: Any) -> None:
+        """botocore refuses a session whose pinned profile is in neither file (``ProfileNotFound``, as
+        with ``APP_AWS_PROFILE=vault-user`` and no credentials file): :class:`CloudCredentialsError`
+        saying whether the file or the profile is missing, so the judge turns off and the cameras go on."""
+        from botocore.exceptions import ProfileNotFound
+
+        try:
+            session.get_scoped_config()
+        except ProfileNotFound:
+            try:
+                read_profile(self.config.credentials_file, self.config.profile)
+            except CloudCredentialsError as exc:
+                raise CloudCredentialsError(f"AWS profile {self.config.profile!r}: {exc}") from None
+            raise CloudCredentialsError(
+                f"AWS profile {self.config.profile!r} not found in {self.config.credentials_file}"
+            ) from None
 
     def _fetch(self) -> dict[str, str]:
         """botocore's ``refresh_using``: the metadata dict of fresh credentials."""

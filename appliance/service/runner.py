@@ -151,6 +151,7 @@ class Service:
         parts = [f"{p.name}: {p.state.value} {p.fps:.1f} fps" for p in self.pipelines]
         if self.detector is not None:
             parts.append(self.detector.backend_name)
+        parts += self.context.notes
         storage = self.context.storage.summary()
         if storage:
             parts.append(storage)

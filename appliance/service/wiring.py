@@ -49,6 +49,8 @@ class ServiceContext:
     #: writes under state_dir failing now (a full disk): reported by outboxes and evidence, shown on
     #: the MQTT state, the status light and systemd's STATUS=
     storage: StorageHealth = field(default_factory=StorageHealth)
+    #: standing conditions, each shown on systemd's STATUS= line (e.g. "cloud judge bedrock off: ...")
+    notes: list[str] = field(default_factory=list)
 
 
 def build_sinks(config: LayerwatchConfig, context: ServiceContext) -> list[ActionSink]:
