@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench",
         help="measure per-stage time, frame rate, memory, start-up and the service's CPU share",
-        description="Budget: <= 40 ms per analysed frame on one core (pipeline_ms), <= 5 %% of one core "
+        description="Budget: <= 40 ms per analysed frame on one core (pipeline_ms), <= 5 % of one core "
         "for the service at default settings (service_cpu_share_pct, one frame every 2 s), peak RSS "
         "<= 150 MB (default_settings_peak_rss_mb).",
     )
