@@ -16,8 +16,8 @@ import numpy as np
 
 from appliance.config.model import CameraConfig, LayerwatchConfig
 from appliance.detector import build_calibration, load_detector, save_calibration
-from appliance.detector.calibration import read_image_folder
 from appliance.errors import CalibrationError, SourceError
+from appliance.image_guard import camera_pixel_limit, decode_image
 from appliance.sources import build_source
 
 logger = logging.getLogger(__name__)
@@ -85,11 +85,37 @@ def run_calibration(
     camera = _pick_camera(config, camera_name)
     detector = load_detector(config.detector)
     if from_folder is not None:
-        ok_frames = read_image_folder(from_folder)
+        ok_frames = read_image_folder(from_folder, camera_pixel_limit(camera.source))
     else:
         count = frames or camera.calibration.frames
         ok_frames = capture_frames(camera, count, camera.calibration.interval_s, detector.input_size)
-    failure_frames = read_image_folder(failures) if failures is not None else []
+    limit = camera_pixel_limit(camera.source, ok_frames)  # no failure picture larger than the camera's frames
+    failure_frames = read_image_folder(failures, limit) if failures is not None else []
     calibration = build_calibration(detector, camera.name, ok_frames, failure_frames)
     detector.scoring_for(calibration)  # warns now, not at the next start, if the calibration guard fires
     return save_calibration(calibration, config.service.state_dir)
+
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+MAX_FILE_BYTES = 64 * 1024 * 1024  # a picture file larger than this is not read at all
+
+
+def read_image_folder(folder: Path, max_pixels: int) -> list[np.ndarray]:
+    """The .jpg/.jpeg/.png/.bmp pictures of ``folder`` in name order, as BGR arrays. Each is decoded only
+    when its header says it has at most ``max_pixels`` (:mod:`appliance.image_guard`); a larger or
+    unreadable one is skipped with a warning."""
+    if not folder.is_dir():
+        raise CalibrationError(f"{folder} is not a folder")
+    images = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        try:
+            if path.stat().st_size > MAX_FILE_BYTES:
+                raise ValueError(f"{path.name}: larger than {MAX_FILE_BYTES} bytes")
+            images.append(decode_image(path.read_bytes(), max_pixels, path.name))
+        except (OSError, ValueError) as exc:
+            logger.warning("skipping %s: %s", path, exc)
+    if not images:
+        raise CalibrationError(f"{folder} holds no readable images")
+    return images

@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-import cv2
-import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
@@ -22,6 +20,7 @@ from appliance.api.access import control_access
 from appliance.api.routes_status import known_camera, sink_of
 from appliance.detector.ignore_zones import MAX_ZONES, parse_zones
 from appliance.errors import CommandRejectedError
+from appliance.image_guard import ImageTooLargeError, camera_pixel_limit, decode_image, image_size
 from appliance.service.commands import Command, CommandKind
 
 DENIED: dict[int | str, dict[str, Any]] = {
@@ -122,10 +121,26 @@ async def examples(
         data.extend(chunk)
         if len(data) > MAX_UPLOAD_BYTES:
             raise HTTPException(413, f"at most {MAX_UPLOAD_BYTES} bytes")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    if image is None or image.ndim != 3 or min(image.shape[:2]) < 16:
-        raise HTTPException(422, "the body is not a JPEG or PNG picture of at least 16x16 pixels")
+    not_a_picture = "the body is not a JPEG or PNG picture of at least 16x16 pixels"
+    if image_size(data) is None:
+        raise HTTPException(422, not_a_picture)
+    try:  # the header first: a picture over the camera's largest frame is never decoded
+        image = decode_image(data, pixel_limit(request, name), "the body")
+    except ImageTooLargeError as exc:
+        raise HTTPException(413, str(exc)) from None
+    except ValueError:
+        raise HTTPException(422, not_a_picture) from None
     return submit(request, CommandKind.ADD_EXAMPLES, name, {"label": label, "images": [image]})
+
+
+def pixel_limit(request: Request, name: str) -> int:
+    """The pixels of camera ``name``'s largest frame: its configured size or its newest frame's."""
+    sink = sink_of(request)
+    source = next((c.source for c in sink.config.cameras if c.name == name), None)
+    view = sink.views.get(name)
+    frame = view.frame if view is not None else None
+    seen = [frame.image, frame.evidence_image] if frame is not None else []
+    return camera_pixel_limit(source, seen)
 
 
 @router.put("/cameras/{name}/ignore_zones", status_code=202)

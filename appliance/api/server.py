@@ -4,7 +4,9 @@
 service runs on without the API, as with a broken channel); FastAPI and uvicorn are imported, the app
 built and served on the server's thread with its own event loop, so the web stack costs the service's
 start-up (``READY=1``) nothing. The analysis loop never calls into it: events reach it through
-``call_soon_threadsafe``. ``stop()`` asks uvicorn to exit, gives open streams ``GRACE_S`` to close and
+``call_soon_threadsafe``. Every request passes :class:`~appliance.api.request_limits.RequestLimits` first
+(the token before a control body is read, every body capped) and uvicorn serves at most
+``MAX_CONNECTIONS`` at once. ``stop()`` asks uvicorn to exit, gives open streams ``GRACE_S`` to close and
 returns within about two seconds.
 """
 
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 GRACE_S = 1
+#: connections and tasks served at once; uvicorn answers 503 beyond (issue 33: 200 concurrent SSE, MJPEG and
+#: status clients must still be served, a flood of requests must not take the memory of a 512 MB board)
+MAX_CONNECTIONS = 256
 
 
 class ApiServer:
@@ -56,14 +61,16 @@ class ApiServer:
         import uvicorn
 
         from appliance.api.app import build_app
+        from appliance.api.request_limits import RequestLimits
 
         assert self._socket is not None
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         self.sink.events.attach(loop)
         try:
+            app = RequestLimits(build_app(self.sink), self.sink.auth)  # the token before any body
             config = uvicorn.Config(
-                build_app(self.sink), log_level="warning", access_log=False, lifespan="off",
+                app, log_level="warning", access_log=False, lifespan="off", limit_concurrency=MAX_CONNECTIONS,
                 timeout_graceful_shutdown=GRACE_S, server_header=False, ws="none", loop="asyncio",
             )  # fmt: skip
             self.server = uvicorn.Server(config)

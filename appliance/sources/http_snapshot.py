@@ -10,8 +10,9 @@ fetches a fresh picture, so the frame is always as new as the request; there is 
   ``read()`` also caps the whole call). A failed request (connection error, timeout, HTTP 5xx or
   429, a body that is not an image) is retried ``retries`` times, ``retry_delay_s`` seconds apart;
   401/403/404 are not retried because asking again will not help.
-- The body is decoded with ``cv2.imdecode``; a body that is not an image raises
-  :class:`~appliance.errors.SourceError` (after the retries), never crashes.
+- The body is decoded with ``cv2.imdecode`` once its header (PNG, JPEG or BMP) says it has at most
+  ``SNAPSHOT_MAX_PIXELS`` (:mod:`appliance.image_guard`: no decompression bomb); a body that is not
+  such an image raises :class:`~appliance.errors.SourceError` (after the retries), never crashes.
 - The password, the URL's user info and secret-looking query values (``pwd=``, ``token=``...) are
   never logged: messages use the redacted URL and scrub library error texts.
 """
@@ -21,13 +22,13 @@ from __future__ import annotations
 import logging
 import time
 
-import cv2
 import numpy as np
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth, HTTPDigestAuth
 
 from appliance.config.sources import HttpSnapshotSourceConfig
 from appliance.errors import SourceError, SourceUnavailableError
+from appliance.image_guard import ImageTooLargeError, decode_image, image_size
 from appliance.sources.base import Frame, FrameSource, SourceState
 from appliance.sources.redact import redact_text, redact_url, url_secrets
 
@@ -35,6 +36,11 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = "layerwatch-snapshot/1"
 _NOT_RETRIED = {401: "check username, password and auth scheme", 403: "access denied", 404: "wrong path"}
+
+
+#: the most pixels a snapshot may have (8K): its camera's size is only known from its answers, so the
+#: limit against a decompression bomb (appliance.image_guard) is the largest camera there is
+SNAPSHOT_MAX_PIXELS = 7680 * 4320
 
 
 class _BadImageError(Exception):
@@ -140,11 +146,15 @@ class HttpSnapshotSource(FrameSource):
                 raise _RefusedError(f"{message} ({_NOT_RETRIED[status]})")
             raise SourceUnavailableError(message)
         body = response.content
-        image = cv2.imdecode(np.frombuffer(body, dtype=np.uint8), cv2.IMREAD_COLOR) if body else None
-        if image is None:
-            kind = response.headers.get("Content-Type", "no Content-Type")
-            raise _BadImageError(f"returned {len(body)} bytes of {kind} that do not decode as an image")
-        return image
+        kind = response.headers.get("Content-Type", "no Content-Type")
+        try:  # the header first: a picture larger than any camera's is refused before it is decoded
+            return decode_image(body, SNAPSHOT_MAX_PIXELS, f"camera {self.name!r}")
+        except ImageTooLargeError as exc:
+            if image_size(body) is not None:
+                raise _BadImageError(str(exc)) from None
+        except ValueError:
+            pass
+        raise _BadImageError(f"returned {len(body)} bytes of {kind} that do not decode as an image")
 
     def _deliver(self, image: np.ndarray) -> Frame:
         frame = Frame(image=image, timestamp=time.time(), sequence=self._sequence)
