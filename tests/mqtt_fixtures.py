@@ -97,6 +97,7 @@ class Subscriber:
     port: int
     messages: list[tuple[str, bytes, bool]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    arrived: list[tuple[str, float]] = field(default_factory=list)  # (topic, time.monotonic()) of each
 
     def __post_init__(self) -> None:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-sub-{time.time_ns()}")
@@ -117,6 +118,12 @@ class Subscriber:
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         with self.lock:
             self.messages.append((message.topic, message.payload, bool(message.retain)))
+            self.arrived.append((message.topic, time.monotonic()))
+
+    def arrivals(self, topic: str) -> list[float]:
+        """When each message on ``topic`` arrived (``time.monotonic()``), oldest first."""
+        with self.lock:
+            return [at for t, at in self.arrived if t == topic]
 
     def subscribe(self, topic: str, timeout: float = 10.0) -> None:
         """Subscribe and return once the broker has acknowledged it (a message published after this call
