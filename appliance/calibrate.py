@@ -12,15 +12,18 @@ import logging
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from appliance.config.model import CameraConfig, LayerwatchConfig
 from appliance.detector import build_calibration, load_detector, save_calibration
 from appliance.errors import CalibrationError, SourceError
 from appliance.image_guard import camera_pixel_limit, decode_image
-from appliance.sources import build_source
+from appliance.sources import FrameSource, build_source
 
 logger = logging.getLogger(__name__)
+
+GIVE_UP_S = 10.0  # seconds without a frame before calibrate gives up (the command ends within 15 s)
 
 
 def _pick_camera(config: LayerwatchConfig, name: str | None) -> CameraConfig:
@@ -33,27 +36,56 @@ def _pick_camera(config: LayerwatchConfig, name: str | None) -> CameraConfig:
 
 
 def capture_frames(
-    camera: CameraConfig, count: int, interval_s: float, input_size: tuple[int, int]
+    camera: CameraConfig, count: int, interval_s: float, input_size: tuple[int, int] | None
 ) -> list[np.ndarray]:
-    """Take ``count`` frames from the camera, ``interval_s`` apart; camera hiccups are retried."""
+    """Take ``count`` frames from the camera, ``interval_s`` apart; camera hiccups are retried, but a
+    camera that gives no frame for ``GIVE_UP_S`` seconds (unreachable, unplugged, stalled) ends it
+    with one :class:`CalibrationError` naming the camera, its URL without credentials and the cause."""
     frames: list[np.ndarray] = []
     source = build_source(camera.name, camera.source, input_size)
-    deadline = time.monotonic() + max(60.0, count * (interval_s + 5.0))
-    with source:
-        while len(frames) < count:
-            if time.monotonic() > deadline:
-                raise CalibrationError(f"camera {camera.name}: only {len(frames)} of {count} frames arrived")
-            try:
-                frame = source.read(timeout_s=5.0)
-            except SourceError as exc:
-                logger.warning("camera %s: %s; retrying", camera.name, exc)
-                time.sleep(1.0)
-                continue
-            frames.append(frame.image)
-            logger.info("camera %s: frame %d/%d", camera.name, len(frames), count)
-            if len(frames) < count and interval_s > 0:
-                time.sleep(interval_s)
+    started = time.monotonic()
+    deadline = started + max(60.0, count * (interval_s + 5.0))
+    last_frame_at = started
+    cause = "no frame yet"
+    # the one error below says what is wrong: no line per retry from the sources, nor OpenCV's own
+    sources_log = logging.getLogger("appliance.sources")
+    level, cv_level = sources_log.level, cv2.utils.logging.getLogLevel()
+    sources_log.setLevel(logging.ERROR)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        with source:
+            while len(frames) < count:
+                now = time.monotonic()
+                if now - last_frame_at >= GIVE_UP_S:
+                    raise CalibrationError(_no_frames(camera.name, source, now - last_frame_at, cause))
+                if now > deadline:
+                    raise CalibrationError(
+                        f"camera {camera.name}: only {len(frames)} of {count} frames arrived"
+                    )
+                try:
+                    frame = source.read(timeout_s=max(0.1, min(5.0, last_frame_at + GIVE_UP_S - now)))
+                except SourceError as exc:
+                    cause = source.status.last_error or str(exc)
+                    logger.debug("camera %s: %s; retrying", camera.name, cause)
+                    time.sleep(max(0.0, min(1.0, last_frame_at + GIVE_UP_S - time.monotonic())))
+                    continue
+                last_frame_at = time.monotonic()
+                frames.append(frame.image)
+                logger.info("camera %s: frame %d/%d", camera.name, len(frames), count)
+                if len(frames) < count and interval_s > 0:
+                    time.sleep(interval_s)
+                    last_frame_at = time.monotonic()
+    finally:
+        sources_log.setLevel(level)
+        cv2.utils.logging.setLogLevel(cv_level)
     return frames
+
+
+def _no_frames(name: str, source: FrameSource, waited_s: float, cause: str) -> str:
+    where = getattr(source, "description", "")  # the streaming sources' URL or device, credentials redacted
+    if where and where not in cause:
+        cause = f"{where}: {cause}"
+    return f"camera {name}: no frame for {waited_s:.0f} s, giving up: {cause}"
 
 
 def reset_camera(config: LayerwatchConfig, camera_name: str | None) -> list[Path]:
@@ -83,12 +115,17 @@ def run_calibration(
     failures: Path | None,
 ) -> Path:
     camera = _pick_camera(config, camera_name)
+    count = frames or camera.calibration.frames
+    interval_s = camera.calibration.interval_s
+    ok_frames: list[np.ndarray] = []
+    if from_folder is None and camera.source.type != "csi":
+        # the camera first: one that cannot be reached fails fast, before the model is loaded
+        ok_frames = capture_frames(camera, count, interval_s, None)
     detector = load_detector(config.detector)
     if from_folder is not None:
         ok_frames = read_image_folder(from_folder, camera_pixel_limit(camera.source))
-    else:
-        count = frames or camera.calibration.frames
-        ok_frames = capture_frames(camera, count, camera.calibration.interval_s, detector.input_size)
+    elif not ok_frames:  # the Pi camera's lores stream is sized to the model's input
+        ok_frames = capture_frames(camera, count, interval_s, detector.input_size)
     limit = camera_pixel_limit(camera.source, ok_frames)  # no failure picture larger than the camera's frames
     failure_frames = read_image_folder(failures, limit) if failures is not None else []
     calibration = build_calibration(detector, camera.name, ok_frames, failure_frames)
