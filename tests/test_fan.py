@@ -247,3 +247,32 @@ def test_layerwatch_fan_once_with_a_broken_config_exits_78(tmp_path: Path):
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 78 and "used twice" in proc.stderr
+
+
+def test_layerwatch_fan_once_with_pin_factory_mock_drives_a_mock_pwm_pin(tmp_path: Path):
+    """`pin_factory = "mock"` in the file (no GPIOZERO_* variables): the fan gets a mock PWM pin."""
+    sensor = tmp_path / "temp"
+    sensor.write_text("40000")
+    config = tmp_path / "layerwatch.toml"
+    config.write_text(
+        f'[hardware]\npin_factory = "mock"\nfan_pin = 18\n'
+        f'[hardware.fan]\nstate_file = "{tmp_path / "f.json"}"\n'
+        f'[hardware.thermal]\nsensor_path = "{sensor}"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPIOZERO_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "appliance", "fan", "--once", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    reading = json.loads(proc.stdout)
+    assert reading["backend"] == "gpio" and reading["temperature_c"] == 40.0 and 0 <= reading["duty"] <= 1
+
+
+def test_a_pin_without_pwm_gives_a_reason():
+    from gpiozero.pins.mock import MockFactory
+
+    from appliance.errors import HardwareError
+
+    with pytest.raises(HardwareError, match=r"BCM 18 cannot start: PinPWMUnsupported \(the pin factory"):
+        GpioPwmFan(18, active_high=True, frequency_hz=25.0, pin_factory=MockFactory())

@@ -45,7 +45,9 @@ class GpioPwmFan:
                 pin_factory=pin_factory,
             )  # fmt: skip
         except Exception as exc:
-            raise HardwareError(f"fan PWM on BCM {pin} cannot start: {exc}") from exc
+            # gpiozero's PinPWMUnsupported and friends carry no message: name the error then
+            reason = str(exc) or f"{type(exc).__name__} (the pin factory cannot drive PWM on this pin)"
+            raise HardwareError(f"fan PWM on BCM {pin} cannot start: {reason}") from exc
 
     def set(self, duty: float) -> None:
         self.device.value = min(1.0, max(0.0, duty))
@@ -99,7 +101,12 @@ def open_backend(hardware: HardwareConfig, pin_factory: Any = None) -> FanBacken
     if kind == "gpio":
         if hardware.fan_pin is None:  # the config refuses this; kept for the type checker
             raise HardwareError("fan.backend gpio needs hardware.fan_pin")
-        if pin_factory is None and hardware.pin_factory != "auto":
+        if pin_factory is None and hardware.pin_factory == "mock":
+            # the mock factory's default pins have no PWM: the fan gets gpiozero's mock PWM pins
+            from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+            pin_factory = MockFactory(pin_class=MockPWMPin)
+        elif pin_factory is None and hardware.pin_factory != "auto":
             from appliance.hardware.board import make_pin_factory
 
             pin_factory = make_pin_factory(hardware.pin_factory)
