@@ -7,7 +7,9 @@ cut the path holds either the old complete file or the new complete file, never 
 
 A file that exists but cannot be used (truncated, empty, wrong shape) is moved aside with
 :func:`set_aside` to ``<name>.bad-<unix time>`` beside it, so the service starts without it, the user can
-look at it, and the next write starts clean. Nothing is deleted.
+look at it, and the next write starts clean. Nothing is deleted. Every set-aside is also handed to the
+listener :func:`listen_set_aside` installed (the service makes it a ``state_file_set_aside`` device event);
+those before a listener exists (``backend.json``, read while the model loads) are kept until one does.
 """
 
 from __future__ import annotations
@@ -16,10 +18,49 @@ import contextlib
 import logging
 import os
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+#: (file, where it went, why) -> None; see listen_set_aside
+SetAsideListener = Callable[[Path, Path, str], None]
+MAX_UNREPORTED = 50  # set-asides kept for a listener that does not exist yet
+_listener: SetAsideListener | None = None
+_unreported: list[tuple[Path, Path, str]] = []
+_listener_lock = threading.Lock()
+
+
+def listen_set_aside(listener: SetAsideListener | None) -> None:
+    """Hand every set-aside from now on to ``listener`` (None: keep them again), starting with those
+    that happened before (at most ``MAX_UNREPORTED``)."""
+    global _listener
+    with _listener_lock:
+        _listener = listener
+        waiting = list(_unreported) if listener is not None else []
+        if listener is not None:
+            _unreported.clear()
+    for item in waiting:
+        _tell(listener, *item)
+
+
+def _tell(listener: SetAsideListener | None, path: Path, target: Path, reason: str) -> None:
+    if listener is None:
+        return
+    try:
+        listener(path, target, reason)
+    except Exception as exc:  # a report must never stop the service from starting
+        logger.warning("set-aside report failed: %s", exc)
+
+
+def _report(path: Path, target: Path, reason: str) -> None:
+    with _listener_lock:
+        listener = _listener
+        if listener is None and len(_unreported) < MAX_UNREPORTED:
+            _unreported.append((path, target, reason))
+    _tell(listener, path, target, reason)
 
 
 def fsync_folder(folder: Path) -> None:
@@ -76,6 +117,7 @@ def set_aside(path: Path, reason: str) -> Path | None:
         return None
     fsync_folder(path.parent)
     logger.warning("set aside unreadable %s as %s: %s", path, target.name, reason)
+    _report(path, target, reason)
     return target
 
 

@@ -240,3 +240,8 @@ def test_service_starts_with_every_state_file_damaged(
     assert "calibration of printer unreadable" in problems and "answers of printer unreadable" in problems
     events = [e["type"] for e in subscriber.json_on("layerwatch/layerwatch/event")]
     assert events.count("state_file_set_aside") >= 2, events
+    # issue 33 item 7: the files outside a camera's folder get their event too, backend.json included
+    files = [e.get("file") for e in subscriber.json_on("layerwatch/layerwatch/event")
+             if e["type"] == "state_file_set_aside"]  # fmt: skip
+    assert "backend.json" in files and "cloud/budget.json" in files, files
+    assert "outbox_entry_set_aside" in events, events

@@ -61,7 +61,29 @@ def build_sinks(config: LayerwatchConfig, context: ServiceContext) -> list[Actio
         if created:
             logger.info("%s: %d sink(s)", name.rsplit(".", 1)[-1], len(created))
         sinks.extend(created)
+    report_set_asides(context)
     return sinks
+
+
+def report_set_asides(context: ServiceContext) -> None:
+    """Every state file set aside (:func:`appliance.state_files.set_aside`) becomes a
+    ``state_file_set_aside`` device event (MQTT ``P/event``, the console), those of the model's start-up
+    (``backend.json``) included. A camera's own files (under ``cameras/<name>/``) are left to its
+    pipeline, which reports them with the camera's name once the loop starts."""
+    from appliance.actions.dispatcher import event_hub
+    from appliance.state_files import listen_set_aside
+
+    hub = event_hub(context)
+    cameras = context.state_dir / "cameras"
+
+    def report(path: Path, target: Path, reason: str) -> None:
+        if path.is_relative_to(cameras):
+            return
+        name = path.relative_to(context.state_dir) if path.is_relative_to(context.state_dir) else path
+        message = f"{name} unreadable ({reason[:200]}); set aside as {target.name}"
+        hub.emit("state_file_set_aside", {"camera": None, "file": str(name), "message": message})
+
+    listen_set_aside(report)
 
 
 def build_judge(config: LayerwatchConfig, context: ServiceContext) -> Judge | None:
