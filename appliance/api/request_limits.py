@@ -10,8 +10,8 @@ method that carries a body (POST, PUT, PATCH, DELETE):
 1. answers 503 (``Retry-After: 1``) without reading anything when ``MAX_BODY_REQUESTS`` such
    requests are already in progress;
 2. answers 401 without reading the body when the route is a control route (:mod:`.routes_control`)
-   and the ``Authorization: Bearer`` token is missing or wrong (the same rule as :mod:`.access`, which
-   still checks it again);
+   and the request does not carry the token (the rule of :mod:`.access`, which checks it again:
+   ``TokenAuth.allows_control`` where the auth has it, the console's session; else the bearer token);
 3. answers 413 when the declared ``Content-Length`` is over the route's cap, and otherwise reads the
    body in the server's 64 kB pieces, stopping with 413 as soon as the cap is passed (a body without a
    length, chunked, is capped the same way). The cap is ``CONTROL_BODY_BYTES`` (4 kB: every control
@@ -102,7 +102,7 @@ class RequestLimits:
         if self.active >= self.max_body_requests:
             await self._refuse(send, 503, "too many requests at once; try again", {"Retry-After": "1"})
             return
-        if _is_control(scope) and not self.auth.allows_control(scope.get("headers", ())):
+        if _is_control(scope) and not self._allowed(scope):
             await self._refuse(send, 401, "a valid API token is needed", {"WWW-Authenticate": "Bearer"})
             return
         upload = scope["path"].endswith(UPLOAD_SUFFIX)
@@ -123,6 +123,14 @@ class RequestLimits:
             await self.app(scope, _replay(body, receive), send)
         finally:
             self.active -= 1
+
+    def _allowed(self, scope: Scope) -> bool:
+        """The control rule of :mod:`.auth` on the raw headers: ``TokenAuth.allows_control`` where the token
+        has more than one form (the console's session), else the ``Authorization: Bearer`` token."""
+        allows_control = getattr(self.auth, "allows_control", None)
+        if allows_control is not None:
+            return bool(allows_control(scope.get("headers", ())))
+        return self.auth.valid(_bearer(scope))
 
     async def _read(self, receive: Receive, cap: int) -> bytes | None:
         """The whole body, or None as soon as it passes ``cap`` bytes (or the client went away)."""
