@@ -73,3 +73,20 @@ def test_cross_field_errors_come_in_the_same_pass_as_field_errors(tmp_path: Path
     assert "votes (6) cannot exceed window (5)" in text  # beside a field error of the same table
     assert text.count("votes (9) cannot exceed window (5)") == 1  # the validator's own, not doubled
     assert "camera names must be unique, repeated: p" in text
+
+
+@pytest.mark.parametrize("where", ["detector", "detector.second_opinion"])
+def test_a_yolo_failure_class_the_model_lacks_exits_78(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+):
+    """The shipped box model's metadata names one class, 'failure': 'spaghetti' is refused by check-config
+    (and run) with the key and the model's classes; 'failure' passes."""
+    camera = CAMERA + '[cameras.source]\ntype = "rtsp"\nurl = "rtsp://127.0.0.1:1/s"\n'
+    table = '[detector]\ntype = "yolo"\n' if where == "detector" else "[detector.second_opinion]\n"
+    config = tmp_path / "layerwatch.toml"
+    for name, code in (("spaghetti", 78), ("failure", 0)):
+        config.write_text(f'{table}failure_classes = ["{name}"]\n' + camera)
+        assert main(["check-config", "--config", str(config)]) == code
+    err = capsys.readouterr().err
+    assert f"{where}.failure_classes" in err
+    assert "no class named 'spaghetti'; the model's classes are ['failure']" in err

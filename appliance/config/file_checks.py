@@ -18,6 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from appliance.config.model import LayerwatchConfig
+from appliance.config.yolo import YoloDetectorConfig
+from appliance.errors import ModelFormatError
 
 
 def _missing(key: str, path: Path | None, what: str, *, folder_ok: bool = False) -> list[tuple[str, str]]:
@@ -46,7 +48,44 @@ def file_problems(config: LayerwatchConfig) -> list[tuple[str, str]]:
     problems += _missing(
         "cloud.openai_compatible.api_key_file", config.cloud.openai_compatible.api_key_file, "file"
     )
+    detector = config.detector
+    if isinstance(detector, YoloDetectorConfig):
+        problems += _failure_class_problems("detector", detector)
+    elif detector.second_opinion is not None:
+        problems += _failure_class_problems("detector.second_opinion", detector.second_opinion)
     return problems
+
+
+def _failure_class_problems(key: str, table: YoloDetectorConfig) -> list[tuple[str, str]]:
+    """``failure_classes`` checked against the box model's class names (its metadata, or
+    ``class_names``), as the detector will at start: a name the model lacks is a config error."""
+    from appliance.detector.bundle import default_models_dir
+    from appliance.detector.yolo_decode import failure_class_ids, read_metadata
+    from appliance.detector.yolo_detector import SHIPPED_BOX_MODEL
+
+    path = table.model or default_models_dir() / SHIPPED_BOX_MODEL
+    if not path.is_file():
+        return []  # a missing model file is reported above
+    try:
+        metadata = read_metadata(path, _onnx_metadata(path) if path.suffix == ".onnx" else {})
+        names = dict(enumerate(table.class_names)) if table.class_names else metadata.get("names")
+        if not isinstance(names, dict):
+            names = None
+        failure_class_ids(list(table.failure_classes), names, len(names) if names else 0, path.name)
+    except (ModelFormatError, OSError) as exc:
+        return [(f"{key}.failure_classes", str(exc))]
+    return []
+
+
+def _onnx_metadata(path: Path) -> dict[str, str]:
+    """An ONNX file's custom metadata (``names``, ``imgsz``), read with ONNX Runtime."""
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own error types for unreadable files
+        raise ModelFormatError(f"{path}: not a readable ONNX model: {exc}") from None
+    return dict(session.get_modelmeta().custom_metadata_map)
 
 
 def file_warnings(config: LayerwatchConfig) -> list[tuple[str, str]]:
