@@ -110,7 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     evaluate = sub.add_parser("eval", help="accuracy on a labelled manifest (path,label,camera,role)")
-    evaluate.add_argument("--manifest", type=Path, required=True)
+    evaluate.add_argument(
+        "--manifest", type=Path, required=True,
+        help="CSV with columns path (image, relative to the CSV), label (ok or failure), camera (rows of "
+        "one camera go together, in time order) and role (calibrate or test); optional sequence, time_s",
+    )  # fmt: skip
     evaluate.add_argument("--model", type=Path, help="model manifest or file (default: shipped)")
     evaluate.add_argument(
         "--config", type=Path, help='use this configuration file\'s [detector] table (e.g. type = "yolo")'
