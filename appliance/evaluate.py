@@ -101,7 +101,9 @@ def run_eval(
     skipped = answers_ok = answers_failure = 0
     refit_ms: list[float] = []
     for camera, camera_rows in sorted(by_camera.items()):
-        run = evaluate_camera(camera, camera_rows, scorer, mode, replay, on_scored=on_scored)
+        run = evaluate_camera(
+            camera, camera_rows, scorer, mode, replay, on_scored=on_scored, interval_s=interval_s
+        )
         cameras[camera] = run.result
         overall.merge(run.tally)
         skipped += run.skipped

@@ -12,7 +12,7 @@ from appliance.detector import camera_learner
 from appliance.detector.camera_learner import MAX_PER_CLASS, Answer, CameraLearner, learner_path, reset
 from appliance.detector.learner import LearnerParams, _balanced_weights, fit
 
-D = 2560
+D = 1280
 
 
 def _space(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -210,3 +210,34 @@ def test_a_damaged_learner_file_is_set_aside(tmp_path: Path, damage: str) -> Non
     assert CameraLearner.load(tmp_path, "cam", "fp") is None
     assert not path.exists()
     assert len(list(path.parent.glob("learner.npz.bad-*"))) == 1
+
+
+def test_the_operating_point_keeps_false_alarms_on_normal_frames_under_the_bound() -> None:
+    """A camera a quarter of whose normal frames look much like its failures: the class-balanced fit's own
+    boundary lets about one new normal frame in ten through once it has many labels; the operating point set
+    from the labelled normal frames (each scored by a fit that did not see it) keeps false alarms at about
+    2 % as answers arrive, never moves the threshold under the fit's own boundary, and still catches most
+    failures."""
+    rng = np.random.default_rng(7)
+    ok, bad = _space(3)
+    near = 0.7 * bad + 0.3 * ok
+    near /= np.linalg.norm(near)
+
+    def normals(n: int) -> np.ndarray:
+        x = np.concatenate([_frames(ok, n - n // 4, rng, 3.0), _frames(near, n // 4, rng, 3.0)])
+        return x[rng.permutation(n)]
+
+    x_ok, x_bad, fresh = normals(600), _frames(bad, 600, rng, 3.0), normals(2000)
+    params = LearnerParams(knn_weight=0.0)
+    for labelled_ok, labelled_bad in ((10, 5), (60, 20), (120, 60)):
+        x = np.concatenate([x_ok[:labelled_ok], x_bad[:labelled_bad]])
+        y = np.array([0.0] * labelled_ok + [1.0] * labelled_bad)
+        model = fit(x, np.zeros(len(y)), y, params)
+        assert model.shift >= 0.0
+        z = model.logit(fresh, np.zeros(len(fresh)))
+        false_alarms, own_boundary = float((z > 0).mean()), float((z + model.shift > 0).mean())
+        caught = float((model.logit(x_bad[300:], np.zeros(300)) > 0).mean())
+        assert false_alarms <= min(own_boundary, 0.02 + 1.5 / labelled_ok), (labelled_ok, false_alarms)
+        if labelled_ok == 120:
+            assert own_boundary > 0.05  # what the operating point is for
+            assert caught > 0.9, caught

@@ -197,3 +197,29 @@ def test_prints_combine_with_every_protocol(feedback: str | None) -> None:
     (only,) = replay.per_print()
     assert (only["sequence"], only["first_failure_frame"], only["frames_to_alert"]) == ("", 5, 2)
     assert run.answers == {None: 0, "asked": 6, "all": 11}[feedback]
+
+
+def test_asked_protocol_follows_the_services_ask_policy() -> None:
+    """``--feedback asked`` asks what the service asks: every failure or uncertain verdict, and ``ok`` frames
+    the learner is unsure of (within 2 logits of the threshold) only as the camera's question budget allows:
+    about its share of analysed frames, never a confident ``ok`` frame."""
+    from types import SimpleNamespace
+
+    from appliance.detector.ask_policy import AskPolicy
+    from appliance.detector.learner import FrameFeatures
+    from appliance.evaluation.feedback import is_answered
+
+    labels = {"ok": 15, "failure": 0}
+    scoring = SimpleNamespace(threshold=0.5, learner=SimpleNamespace(counts=lambda: labels))
+    features = FrameFeatures(np.zeros(4, np.float32), 0.0)
+    policy = AskPolicy(share=0.2, per_hour=1000, half_support=60)
+
+    def answered(score: float, n: int) -> bool:
+        detection = Detection(score, verdict_for(score, THRESHOLD, BAND), features=features)
+        return is_answered("asked", detection, scoring, policy, n * 2.0)
+
+    unsure = [answered(0.3, n) for n in range(500)]  # logit -0.85: ok, but near the threshold
+    assert 500 * 0.16 - 3 <= sum(unsure) <= 500 * 0.16 + 3
+    assert not any(answered(0.02, n) for n in range(500, 700))  # logit -3.9: confident ok
+    assert all(answered(0.9, n) for n in range(700, 720))  # failure verdicts are always answered
+    assert not is_answered(None, Detection(0.9, Verdict.FAILURE, features=features), scoring, policy, 0.0)

@@ -117,6 +117,20 @@ class BudgetConfig(StrictModel):
     usd_per_1k_output_tokens: float = Field(
         0.0, ge=0, description="Added per 1,000 output tokens the provider reports (US dollars)."
     )
+    ask_share: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Share of analysed frames a camera with no answers yet may ask about (the judge, or the "
+        "user in the console and on MQTT without one): the frames its learner is least sure of. Halves by "
+        "ask_half_support labels.",
+    )
+    ask_half_support: int = Field(
+        60, ge=1, description="Labelled frames of a camera at which its ask_share has halved."
+    )
+    ask_per_hour: int = Field(
+        30, ge=0, description="Most questions one camera asks in any rolling hour (0: never ask to learn)."
+    )
 
 
 class BreakerConfig(StrictModel):

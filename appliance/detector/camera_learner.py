@@ -37,7 +37,7 @@ from appliance.state_files import atomic_write_bytes, set_aside
 logger = logging.getLogger(__name__)
 
 LEARNER_FILE = "learner.npz"
-VERSION = 1
+VERSION = 2  # 2: phi is the max-pooled embedding alone (third design); a format-1 file is ignored, said
 MAX_PER_CLASS = 120
 LABELS = ("ok", "failure")
 SOURCES = ("calibration", "user", "judge", "print")
@@ -143,6 +143,7 @@ class CameraLearner:
             **self.counts(),
             "mode": self.model.mode,
             "band_logit": round(self.model.band_logit, 3),
+            "threshold_logit": round(self.model.shift, 3),
             "refit_ms": round(self.model.refit_ms, 2),
         }
 

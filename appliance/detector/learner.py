@@ -1,14 +1,14 @@
 """The per-camera learner: a logistic regression on the camera's labelled frames, the generic model as prior.
 
 Every frame becomes a feature vector ``phi`` (:func:`frame_features`): the frame's L2-normalised global
-embedding and the patch embedding of its most failure-like grid cell (by the generic cell head), each
-halved, so ``|phi| = 1`` for the global part plus the cell part alike. The generic model's own evidence for
+embedding (ImageNet EfficientNet-Lite0 features, max pooled, so a small blob still counts; ``|phi| = 1``).
+The generic model's own evidence for
 the frame is one number, the **prior logit** ``s0``: the global failure head's logit
 (:mod:`appliance.training.heads`).
 
 The camera's score is ``sigmoid(z)`` with
 
-    z = alpha * s0 + delta . phi + beta + knn_weight * (max_f phi . f - max_o phi . o)
+    z = alpha * s0 + delta . phi + beta + knn_weight * (max_f phi . f - max_o phi . o) - shift
 
 fitted on the camera's **support set**: its calibration frames (normal and failure examples) and every
 answer it was given since (the user on an alert or any recent frame, the cloud judge's verdict, a print that
@@ -32,8 +32,8 @@ hundred examples the support holds (``refit_ms`` is measured on every fit).
 **The nearest-neighbour term** adds what a linear boundary smooths away: a frame much like one the camera
 was told is a failure (an answered alert a minute ago, the same print) moves towards failure, one much like
 a labelled normal frame towards normal. ``f`` and ``o`` run over the support's failure and normal features;
-``phi . phi'`` is half the mean of the global and the cell cosine, so ``knn_weight = 10`` moves a frame 1
-logit when it is 0.2 mean cosine nearer a failure than any normal frame. It is not part of the fit (each
+``phi . phi'`` is their cosine, so ``knn_weight = 10`` moves a frame 1 logit when it is 0.1 cosine nearer a
+failure than any normal frame. It is not part of the fit (each
 support frame is its own nearest neighbour) and counts only when the support has both labels.
 
 **Only normal frames** (no failure label yet): there is nothing to separate, so ``alpha = 1``,
@@ -41,6 +41,13 @@ support frame is its own nearest neighbour) and counts only when the support has
 calibration guard): the ``1 + N // 10``-th highest prior logit of them, plus ``guard_margin``, sits at 0. It
 only ever lowers the score (beta <= the model's own bias), so a camera whose normal look the model already
 reads as normal keeps the model's figures.
+
+**The operating point** (``shift``, :func:`operating_shift`) is per camera too: once the camera has labels
+of both kinds, each of its labelled normal frames is scored by a fit that did not see it, and the threshold
+is set ``operating_margin`` above the highest of those (the 98th percentile once there are more than 50),
+never under the fit's own boundary. Subtracted from ``z``, it keeps the score's 0.5 boundary where the
+camera's normal frames allow: at most ``false_alarm_target`` of them over it. A class-balanced fit's own
+boundary let 10-25 % of a hidden camera's normal frames through.
 
 **The uncertain band** is per camera, in logit units: ``|z| < band_logit`` is uncertain. It is set from the
 camera's own labelled frames: the median absolute logit of its misfitted or near-boundary labelled
@@ -63,17 +70,20 @@ def sigmoid(z: np.ndarray | float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FrameFeatures:
-    """What the learner reads of one frame: ``phi`` (2 D,) and the generic prior logit ``s0``."""
+    """What the learner reads of one frame: ``phi`` (D,) and the generic prior logit ``s0``."""
 
     phi: np.ndarray
     s0: float
 
 
 def frame_features(embedding: np.ndarray, patches: np.ndarray, cell_logits: np.ndarray | None) -> np.ndarray:
-    """``phi`` (2 D,) float32: the global embedding and the most failure-like cell's patch embedding
-    (``cell_logits`` (P,) from the generic cell head; without one the cell farthest from the frame's mean)."""
-    cell = int(np.argmin(patches @ embedding)) if cell_logits is None else int(np.argmax(cell_logits))
-    return (np.concatenate([embedding, patches[cell]]) * np.float32(0.5)).astype(np.float32)
+    """``phi`` (D,) float32: the frame's L2-normalised global embedding (max pooled in the third design).
+
+    ``patches`` and ``cell_logits`` are not part of it: given every label of a hidden in-chamber camera,
+    concatenating the most failure-like cell's patch embedding lowered what a camera could learn (AUROC,
+    models/README.md). They still make the heatmap."""
+    del patches, cell_logits
+    return np.asarray(embedding, np.float32).reshape(-1)
 
 
 @dataclass
@@ -91,6 +101,10 @@ class LearnerParams:
     band_max: float = 0.75
     knn_weight: float = 10.0  # logits per unit of (nearest failure - nearest normal) similarity; 0 = off
     newton_steps: int = 25
+    # the camera's operating point (module docstring): out-of-fold logits of its labelled normal frames
+    false_alarm_target: float = 0.02  # share of the camera's normal frames allowed over the threshold
+    operating_margin: float = 0.5  # logits between that normal frame and the threshold
+    operating_folds: int = 3
 
 
 @dataclass
@@ -99,19 +113,22 @@ class LearnerFit:
 
     alpha: float = 1.0
     beta: float = 0.0
-    delta: np.ndarray | None = None  # (2 D,) or None (prior only)
+    delta: np.ndarray | None = None  # (D,) or None (prior only)
     band_logit: float = 0.75
     examples: int = 0
     failures: int = 0
     refit_ms: float = 0.0
     mode: str = "prior"  # prior | guard | fitted
     knn_weight: float = 0.0
-    support_ok: np.ndarray | None = None  # (N_ok, 2 D) float32, for the nearest-neighbour term
-    support_failure: np.ndarray | None = None  # (N_failure, 2 D) float32
+    support_ok: np.ndarray | None = None  # (N_ok, D) float32, for the nearest-neighbour term
+    support_failure: np.ndarray | None = None  # (N_failure, D) float32
+    #: the camera's operating point in logits (>= 0), subtracted from every logit so that the score's 0.5
+    #: boundary is where the camera's own normal frames put it (:func:`operating_shift`)
+    shift: float = 0.0
 
     def logit(self, phi: np.ndarray, s0: np.ndarray | float) -> np.ndarray:
-        """``z`` for one frame (``phi`` (2 D,), ``s0`` float) or a batch (``phi`` (N, 2 D), ``s0`` (N,))."""
-        z = self.alpha * np.asarray(s0, np.float64) + self.beta
+        """``z`` for one frame (``phi`` (D,), ``s0`` float) or a batch (``phi`` (N, D), ``s0`` (N,))."""
+        z = self.alpha * np.asarray(s0, np.float64) + self.beta - self.shift
         if self.delta is not None:
             z = z + np.asarray(phi, np.float64) @ self.delta
         if self.knn_weight and self.support_ok is not None and self.support_failure is not None:
@@ -148,7 +165,49 @@ def _guard_beta(s0: np.ndarray, params: LearnerParams, prior_bias: float) -> flo
 
 
 def fit(phi: np.ndarray, s0: np.ndarray, y: np.ndarray, params: LearnerParams) -> LearnerFit:
-    """Fit the camera's learner on its support: ``phi`` (N, 2 D), ``s0`` (N,), ``y`` (N,) 1.0 = failure."""
+    """Fit the camera's learner on its support (``phi`` (N, D), ``s0`` (N,), ``y`` (N,) 1.0 = failure) and
+    set its operating point (:func:`operating_shift`); ``refit_ms`` covers both."""
+    start = time.perf_counter()
+    model = _fit_once(phi, s0, y, params)
+    if model.mode == "fitted":
+        model.shift = operating_shift(phi, s0, y, params)
+        assert model.delta is not None
+        z = model.alpha * np.asarray(s0, np.float64) + np.asarray(phi, np.float64) @ model.delta + model.beta
+        model.band_logit = _band(z - model.shift, np.asarray(y, np.float64), params)
+    model.refit_ms = (time.perf_counter() - start) * 1000
+    return model
+
+
+def operating_shift(phi: np.ndarray, s0: np.ndarray, y: np.ndarray, params: LearnerParams) -> float:
+    """The camera's threshold in logits, from its own labelled normal frames, never below the fit's own
+    boundary (0).
+
+    A fit's logits on the frames it was fitted on are optimistic: its normal frames sit far under 0, so the
+    0.5 boundary of a class-balanced fit let 10-25 % of a hidden camera's new normal frames through. Each
+    normal frame is instead scored by a fit that did not see it (``operating_folds`` folds, stratified,
+    fixed seed); the threshold sits ``operating_margin`` above the ``1 + false_alarm_target * N``-th highest
+    of those out-of-fold logits. With few normal frames that is their highest; as answers accumulate it
+    settles at the camera's 98th percentile."""
+    y = np.asarray(y, np.float64)
+    ok, failure = np.flatnonzero(y < 0.5), np.flatnonzero(y > 0.5)
+    folds = min(params.operating_folds, len(ok), len(failure))
+    if folds < 2:
+        return 0.0
+    rng = np.random.default_rng(0)
+    fold_of = np.empty(len(y), np.int64)
+    fold_of[ok] = rng.permutation(len(ok)) % folds
+    fold_of[failure] = rng.permutation(len(failure)) % folds
+    held_out = np.empty(len(ok))
+    for k in range(folds):
+        train, test = fold_of != k, ok[fold_of[ok] == k]
+        fold_fit = _fit_once(phi[train], s0[train], y[train], params)
+        held_out[fold_of[ok] == k] = fold_fit.logit(phi[test], s0[test])
+    rank = 1 + int(params.false_alarm_target * len(ok))
+    return max(0.0, float(np.sort(held_out)[-rank]) + params.operating_margin)
+
+
+def _fit_once(phi: np.ndarray, s0: np.ndarray, y: np.ndarray, params: LearnerParams) -> LearnerFit:
+    """One fit of ``z = alpha * s0 + delta . phi + beta`` (no operating point)."""
     start = time.perf_counter()
     y = np.asarray(y, np.float64)
     s0 = np.asarray(s0, np.float64)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from appliance.detector import Detection, Verdict
+from appliance.detector.ask_policy import AskPolicy, logit_of
 
 FeedbackMode = Literal["asked", "all"]
 FEEDBACK_MODES: tuple[FeedbackMode, ...] = ("asked", "all")
@@ -34,22 +35,33 @@ def feedback_mode(value: bool | str | None) -> FeedbackMode | None:
     raise ValueError(f"feedback must be one of {FEEDBACK_MODES} (or a bool), got {value!r}")
 
 
-def asks(detection: Detection, scoring: Any) -> bool:
-    """Would the appliance ask about this frame? Today's rule: it asks the judge (or the user, through an
-    alert) about every frame it does not call ``ok`` - a ``failure`` or ``uncertain`` verdict.
+def asks(detection: Detection, scoring: Any, policy: AskPolicy | None = None, now: float = 0.0) -> bool:
+    """Would the appliance ask about this frame? The service's rule (:class:`CameraPipeline`): a
+    ``failure`` verdict is answered through its alert, an ``uncertain`` one goes to the judge, and a frame
+    the learner is unsure of is asked about when the camera's question budget allows
+    (:mod:`appliance.detector.ask_policy`; ``policy`` None: no such questions). ``now``: the row's time in
+    seconds. Called for every scored frame, so the budget's credit follows the stream.
 
-    ``scoring`` is the camera's scoring state (learner, threshold, band) the frame was scored with; an ask
-    policy that weighs the camera's support or an ask budget reads it here. This is the one place the
-    evaluation decides what is asked."""
-    del scoring  # today's rule needs only the verdict
-    return detection.verdict is not Verdict.OK
+    ``scoring`` is the camera's scoring state (learner, threshold, band) the frame was scored with. This is
+    the one place the evaluation decides what is asked."""
+    learns = False
+    if policy is not None and detection.features is not None:
+        relative = logit_of(detection.score) - logit_of(scoring.threshold)
+        learns = policy.asks(relative, sum(scoring.learner.counts().values()), now)
+    return detection.verdict is not Verdict.OK or learns
 
 
-def is_answered(mode: FeedbackMode | None, detection: Detection, scoring: Any) -> bool:
+def is_answered(
+    mode: FeedbackMode | None,
+    detection: Detection,
+    scoring: Any,
+    policy: AskPolicy | None = None,
+    now: float = 0.0,
+) -> bool:
     """Whether the frame's label is given to the learner (after scoring) under protocol ``mode``."""
     if mode == "all":
         return True
-    return mode == "asked" and asks(detection, scoring)
+    return mode == "asked" and asks(detection, scoring, policy, now)
 
 
 def protocol_name(mode: FeedbackMode | None) -> str:

@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from appliance.config.cloud import BudgetConfig
 from appliance.detector import Detection
+from appliance.detector.ask_policy import AskPolicy
 from appliance.evaluation.feedback import FeedbackMode, is_answered
 from appliance.evaluation.manifest import LABELS, EvalRow, read_or_skip
 from appliance.evaluation.metrics import Tally, ratio
@@ -54,10 +56,15 @@ def evaluate_camera(
     replay: PrintReplay | None = None,
     load: ImageLoader = read_or_skip,
     on_scored: OnScored | None = None,
+    interval_s: float = 2.0,
 ) -> CameraRun:
     """Calibrate ``scorer`` on the camera's calibrate rows, stream its test rows; ``run.result`` is the
-    camera's block of the JSON."""
+    camera's block of the JSON. With ``asked`` feedback the camera's question budget is the service's
+    default one (``[cloud.budget]``), its clock the rows' ``time_s`` or ``interval_s`` per test row."""
     run = CameraRun()
+    budget = BudgetConfig()
+    policy = AskPolicy(budget.ask_share, budget.ask_per_hour, budget.ask_half_support)
+    clock = _StreamClock(interval_s)
     calibrate = {
         label: [load(r) for r in rows if r.role == "calibrate" and r.label == label] for label in LABELS
     }
@@ -82,7 +89,7 @@ def evaluate_camera(
             on_scored(row, detection)
         if replay is not None:
             replay.observe(row, detection)
-        if is_answered(feedback, detection, scorer.scoring):
+        if is_answered(feedback, detection, scorer.scoring, policy, clock.tick(row.time_s)):
             # the label is read only now, after the frame was scored: an answer from the user or judge
             refit_ms = scorer.teach(row.label, detection, f"row-{row.line}")
             if refit_ms is not None:
@@ -120,3 +127,23 @@ def answer_figures(answers_ok: int, answers_failure: int, frames: int) -> dict[s
         "answers_ok": answers_ok,
         "answers_failure": answers_failure,
     }
+
+
+class _StreamClock:
+    """Seconds since the camera's first test row, never going back: ``time_s`` (seconds since the print's
+    start) where the rows give it, each new print starting one interval after the previous row; else one
+    ``interval_s`` per row."""
+
+    def __init__(self, interval_s: float):
+        self.interval_s = interval_s
+        self.now = -interval_s
+        self._last: float | None = None
+
+    def tick(self, time_s: float | None) -> float:
+        if time_s is None or self._last is None or time_s < self._last:
+            step = self.interval_s
+        else:
+            step = time_s - self._last
+        self._last = time_s
+        self.now += step
+        return self.now

@@ -64,7 +64,7 @@ def _train_and_export(
 ) -> dict:
     seed = args.seed if seed is None else seed
     _seed(seed)
-    net = EmbeddingNet((args.width, args.height))
+    net = EmbeddingNet((args.width, args.height), pooling=args.pooling, cell_pool=args.cell_pool)
     if args.steps:
         train(net, samples, seed, args.steps)
     return write_bundle(
@@ -123,10 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         "--work", type=Path, default=Path("/tmp/lw-train"), help="dev manifests and dev model"
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--width", type=int, default=192)
-    parser.add_argument("--height", type=int, default=144)
-    parser.add_argument("--steps", type=int, default=300, help="episodic training steps (0: ImageNet only)")
-    parser.add_argument("--dev-seeds", type=int, default=2, help="dev models per fold")
+    parser.add_argument("--width", type=int, default=448)
+    parser.add_argument("--height", type=int, default=336)
+    parser.add_argument(
+        "--steps", type=int, default=0, help="fine-tuning steps (0: ImageNet as is, the shipped recipe)"
+    )
+    parser.add_argument("--pooling", choices=("max", "mean"), default="max", help="the embedding's pooling")
+    parser.add_argument("--cell-pool", type=int, default=2, help="heatmap cells: N x N stride-32 cells")
+    parser.add_argument("--dev-seeds", type=int, default=1, help="dev models per fold")
     parser.add_argument(
         "--folds",
         default=",".join(FOLDS),
@@ -140,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(2)
     start = time.monotonic()
     samples = read_manifest(args.data)
-    recipe = {"steps": args.steps, "dev_folds": args.folds}
+    recipe = {
+        "steps": args.steps, "pooling": args.pooling, "cell_pool": args.cell_pool, "dev_folds": args.folds
+    }  # fmt: skip
     folds = [FOLDS[name] for name in args.folds.split(",")]
     runs = [
         DevRun(args.work / (f"dev{fold.work_tag}" + (f"{i}" if i else "")), fold, args.seed + i)

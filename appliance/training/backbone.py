@@ -36,18 +36,30 @@ class EmbeddingNet(nn.Module):
 
     ``dim=None`` keeps the backbone's 1280 head channels (no projection); otherwise a 1x1 conv projects
     every cell to ``dim`` channels before pooling, so global and patch embeddings share one space.
+
+    ``pooling``: ``"mean"`` averages the last feature map into the embedding and keeps every stride-32
+    cell as a patch (the second design); ``"max"`` takes each channel's strongest cell, so a small blob that
+    averaging washes out still shows, and the patches are the maxima of ``cell_pool`` x ``cell_pool``
+    blocks of cells (a coarser grid for the heatmap: 6 x 7 at 448 x 336).
     """
 
-    def __init__(self, input_size: tuple[int, int], dim: int | None = None):
+    def __init__(
+        self, input_size: tuple[int, int], dim: int | None = None, pooling: str = "mean", cell_pool: int = 1
+    ):
         super().__init__()
+        if pooling not in ("mean", "max"):
+            raise ValueError(f"pooling must be 'mean' or 'max', got {pooling!r}")
         self.input_size = input_size
+        self.pooling = pooling
+        self.cell_pool = cell_pool
         self.backbone = load_backbone(input_size)
         self.backbone._fc = nn.Identity()
         self.proj: nn.Module = (
             nn.Identity() if dim is None else nn.Conv2d(1280, dim, kernel_size=1, bias=True)
         )
         self.dim = 1280 if dim is None else dim
-        self.grid = (-(-input_size[1] // 32), -(-input_size[0] // 32))  # rows, cols at stride 32
+        rows, cols = -(-input_size[1] // 32), -(-input_size[0] // 32)  # at stride 32 ("same" padding)
+        self.grid = (-(-rows // cell_pool), -(-cols // cell_pool))  # rows, cols of patch_embeddings
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised float NCHW -> projected feature map (N, D, h, w)."""
@@ -59,7 +71,12 @@ class EmbeddingNet(nn.Module):
         return (image.permute(0, 3, 1, 2).float() - MEAN) / STD
 
     def pooled(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        embedding = F.normalize(fmap.mean(dim=(2, 3)), dim=1)
+        if self.pooling == "max":
+            embedding = F.normalize(fmap.amax(dim=(2, 3)), dim=1)
+        else:
+            embedding = F.normalize(fmap.mean(dim=(2, 3)), dim=1)
+        if self.cell_pool > 1:
+            fmap = F.max_pool2d(fmap, self.cell_pool, ceil_mode=True)
         patches = F.normalize(fmap.flatten(2).transpose(1, 2), dim=2)
         return embedding, patches
 

@@ -75,6 +75,9 @@ def to_input(rgb: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(rgb, input_size, interpolation=cv2.INTER_AREA)
 
 
+CHAMBER = "chamber_centauri"  # an in-chamber camera's normal events (hard negatives), held out of dev models
+
+
 @dataclass(frozen=True)
 class DevFold:
     """One development split: sources and bedcam prints held out of a *dev* model's training, so that the
@@ -94,8 +97,12 @@ class DevFold:
     suffix: str
 
     def holds_out(self, sample: Sample) -> bool:
-        return sample.source in self.sources or (
-            sample.source == "bedcam_p1" and sample.sequence in self.sequences
+        """Whether a dev model of this fold must not see ``sample``: the fold's sources and bed prints, and
+        in every fold the in-chamber camera (:data:`CHAMBER`), whose false alarms every dev model measures."""
+        return (
+            sample.source in self.sources
+            or sample.source == CHAMBER
+            or (sample.source == "bedcam_p1" and sample.sequence in self.sequences)
         )
 
     @property

@@ -155,9 +155,7 @@ def build(data: Path, out: Path, seed: int = 0, fold: DevFold = FOLD_A) -> list[
     return write_protocols(out, rows, PROTOCOLS)
 
 
-def write_protocols(
-    out: Path, rows: list[tuple[str, str, str, str]], protocols: tuple[str, str]
-) -> list[Path]:
+def write_protocols(out: Path, rows: list[tuple[str, ...]], protocols: tuple[str, str]) -> list[Path]:
     """Write ``out/<protocol>.csv`` for the normal-only and the normal+failure protocol (in that order):
     rows with role ``calib_fail`` are left out of the first and become ``calibrate`` in the second."""
     written = []
@@ -165,13 +163,13 @@ def write_protocols(
         written.append(out / f"{protocol}.csv")
         with open(written[-1], "w", newline="") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["path", "label", "camera", "role"])
-            for path, label, camera, role in rows:
+            writer.writerow(["path", "label", "camera", "role", "sequence"])
+            for path, label, camera, role, *sequence in rows:
                 if role == "calib_fail":
                     if not with_failures:
                         continue
                     role = "calibrate"
-                writer.writerow([path, label, camera, role])
+                writer.writerow([path, label, camera, role, sequence[0] if sequence else ""])
     return written
 
 

@@ -3,9 +3,10 @@
 Two logistic regressions on the exported int8 model's L2-normalised embeddings, fitted after export so they
 see exactly what the appliance computes:
 
-* row 0, **global**: one embedding per frame; ok = web ok photos and fixed-camera frames (bedcam_p1, the
-  hard negatives), failure = web failure photos and fixed-camera frames with a failure region pasted in;
-* row 1, **cell**: one patch embedding per grid cell (5 x 6 at 192 x 144) of fixed-camera frames;
+* row 0, **global**: one embedding per frame; ok = web ok photos and fixed-camera frames (bedcam_p1 and the
+  in-chamber chamber_centauri: the hard negatives), failure = web failure photos and fixed-camera frames
+  with a failure region pasted in;
+* row 1, **cell**: one patch embedding per grid cell (6 x 7 at 448 x 336) of fixed-camera frames;
   failure = the cells a pasted failure region covers, ok = every other cell and all cells of the unchanged
   frames.
 
@@ -24,10 +25,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from appliance.training.data import Sample, box_cells, failure_crops, load_rgb, paste_failure
+from appliance.training.data import CHAMBER, Sample, box_cells, failure_crops, load_rgb, paste_failure
 
 logger = logging.getLogger(__name__)
 
+FIXED_CAMERAS = ("bedcam_p1", CHAMBER)  # normal frames of fixed cameras: cell negatives, paste backgrounds
 Embed = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # RGB frame -> (embedding, patches)
 
 
@@ -44,7 +46,7 @@ def head_training_set(
     (N, D) and patch embeddings (N, P, D), plus ``pastes`` synthetic failures that ``embed`` embeds."""
     rng = np.random.default_rng(seed)
     g_x, g_y = list(embeddings), [float(s.label == "failure") for s in labelled]
-    normal_camera = [i for i, s in enumerate(labelled) if s.source == "bedcam_p1" and s.label == "ok"]
+    normal_camera = [i for i, s in enumerate(labelled) if s.source in FIXED_CAMERAS and s.label == "ok"]
     c_x = [patches[i] for i in normal_camera]
     c_y = [np.zeros(patches.shape[1], np.float32) for _ in normal_camera]
     camera = [load_rgb(labelled[i].path) for i in normal_camera]

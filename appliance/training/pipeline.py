@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from appliance.training.backbone import EmbeddingNet
-from appliance.training.data import Sample, load_rgb, to_input
+from appliance.training.data import CHAMBER, Sample, load_rgb, to_input
 from appliance.training.export import bench, export_onnx, quantize_int8, session
 from appliance.training.heads import fit_heads, head_training_set
 from appliance.training.prototypes import kmeans_prototypes
@@ -54,7 +54,7 @@ def calibration_frames(
 ) -> list[np.ndarray]:
     """Real frames for int8 calibration: half fixed-camera frames, half web ok/failure photos."""
     rng = np.random.default_rng(seed)
-    cam = [s for s in samples if s.source == "bedcam_p1" or s.source == "webcam_scythe"]
+    cam = [s for s in samples if s.source in ("bedcam_p1", "webcam_scythe", CHAMBER)]
     web = [s for s in samples if s.source.startswith("web_") and s.label in ("ok", "failure")]
     chosen = [cam[i] for i in rng.choice(len(cam), count // 2, replace=False)]
     chosen += [web[i] for i in rng.choice(len(web), count - count // 2, replace=False)]

@@ -8,10 +8,14 @@ The yardstick for the camera learner (models/README.md): no pasted failures. Per
   shuffled, fixed order (the stream order of ``--feedback``). Harder than a real camera: no fixed viewpoint;
 * ``bedcam_real`` (``_b`` in fold b): the fixed bed camera's held-out prints, normal frames only (the data
   has no failure frames from a fixed camera): calibrated on 10 frames of the first two held-out prints, then
-  its other prints in print order: the false alarms of a camera whose next print is a new object.
+  its other prints in print order: the false alarms of a camera whose next print is a new object;
+* ``chamber`` (``chamber_b``): the in-chamber camera's normal events (``chamber_centauri``: dim, blurred,
+  empty beds and first layers that fooled a vision model), calibrated on 10 frames of its first two
+  events, the other 18 events as test prints. No dev model saw them (:meth:`DevFold.holds_out`).
 
 ``real_normal_only.csv`` leaves the failure calibration frames out; ``real_normal_failure.csv`` keeps them
-(the bed camera has none: its rows are the same in both). Columns ``path,label,camera,role``; the images are
+(the fixed cameras have none: their rows are the same in both). Columns ``path,label,camera,role,sequence``
+(``sequence``: the print, on the fixed cameras' test rows, for ``layerwatch eval --prints``); the images are
 symlinks into ``--out`` (outside the repository: the data may not be committed).
 """
 
@@ -23,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.training.data import DEFAULT_DATA, FOLDS, DevFold, read_manifest
+from appliance.training.data import CHAMBER, DEFAULT_DATA, FOLDS, DevFold, Sample, read_manifest
 from appliance.training.devsets import write_protocols
 
 N_OK, N_FAIL = 10, 5
@@ -41,7 +45,7 @@ def build(data: Path, out: Path, fold: DevFold, seed: int = 0) -> list[Path]:
     """Write the fold's two manifests (and image links) into ``out``; returns the CSV paths."""
     rng = np.random.default_rng(seed)
     samples = read_manifest(data)
-    rows: list[tuple[str, str, str, str]] = []  # role calib_fail: a failure calibration frame
+    rows: list[tuple[str, str, str, str, str]] = []  # role calib_fail: a failure calibration frame
 
     web = [s for s in samples if s.source == fold.web_camera and s.label in ("ok", "failure")]
     ok = [web[i] for i in rng.permutation(len(web)) if web[i].label == "ok"]
@@ -52,24 +56,35 @@ def build(data: Path, out: Path, fold: DevFold, seed: int = 0) -> list[Path]:
     for sample, role in calibration + [(s, "test") for s in test]:
         name = f"{fold.web_camera}/{sample.path.name}"
         _link(sample.path, out / name)
-        rows.append((name, sample.label, fold.web_camera, role))
+        rows.append((name, sample.label, fold.web_camera, role, ""))
 
-    camera = f"bedcam_real{fold.suffix}"
-    bed = sorted(
-        (s for s in samples if s.source == "bedcam_p1" and s.sequence in fold.sequences),
-        key=lambda s: (fold.sequences.index(s.sequence), s.path.name),
-    )
-    first_two = set(fold.sequences[:2])
-    calib = [s for s in bed if s.sequence in first_two]
+    bed = [s for s in samples if s.source == "bedcam_p1" and s.sequence in fold.sequences]
+    rows += _fixed_camera_rows(out, f"bedcam_real{fold.suffix}", bed, list(fold.sequences))
+    chamber = [s for s in samples if s.source == CHAMBER and s.label == "ok"]
+    events = sorted({s.sequence for s in chamber})
+    rows += _fixed_camera_rows(out, f"chamber{fold.suffix}", chamber, events)
+    return write_protocols(out, rows, PROTOCOLS)
+
+
+def _fixed_camera_rows(
+    out: Path, camera: str, frames: list[Sample], prints: list[str]
+) -> list[tuple[str, str, str, str, str]]:
+    """A fixed camera's normal frames as rows, print by print in time order: 10 frames spread over its first
+    two prints calibrate, the rest of those two are left out, every later print is test rows (``sequence``
+    = the print, for ``layerwatch eval --prints``)."""
+    ordered = sorted(frames, key=lambda s: (prints.index(s.sequence), s.path.name))
+    first_two = set(prints[:2])
+    calib = [s for s in ordered if s.sequence in first_two]
     picks = [calib[int(i)] for i in np.linspace(0, len(calib) - 1, min(N_OK, len(calib)))]
-    for sample in bed:
+    rows = []
+    for sample in ordered:
         if sample.sequence in first_two and sample not in picks:
             continue
         name = f"{camera}/{sample.sequence}_{sample.path.name}"
         _link(sample.path, out / name)
-        rows.append((name, "ok", camera, "calibrate" if sample in picks else "test"))
-
-    return write_protocols(out, rows, PROTOCOLS)
+        role = "calibrate" if sample in picks else "test"
+        rows.append((name, "ok", camera, role, sample.sequence if role == "test" else ""))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

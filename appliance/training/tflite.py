@@ -2,7 +2,8 @@
 
 No converter is installed (the TFLite converters on PyPI need TensorFlow), so the graph is written op by op
 with the flatbuffer schema shipped in ``ai-edge-litert``: EfficientNet-Lite0 is only CONV_2D,
-DEPTHWISE_CONV_2D (BatchNorm folded in, ReLU6 fused), ADD, MEAN, RESHAPE and L2_NORMALIZATION. TFLite's
+DEPTHWISE_CONV_2D (BatchNorm folded in, ReLU6 fused), ADD, MEAN or REDUCE_MAX, MAX_POOL_2D, RESHAPE and
+L2_NORMALIZATION. TFLite's
 ``SAME`` padding equals the network's static "same" padding (the extra pixel goes bottom/right).
 """
 
@@ -96,7 +97,8 @@ class _Graph:
 
 
 def export_tflite(net: EmbeddingNet, path: Path) -> None:
-    """Write ``net`` (eval mode) as a contract-1 ``.tflite``: uint8 image -> embedding, patch_embeddings."""
+    """Write ``net`` (eval mode) as a contract-1 ``.tflite``: uint8 image -> embedding, patch_embeddings
+    (mean or max pooled as ``net.pooling``; cells max pooled in ``net.cell_pool`` blocks)."""
     net = net.eval()
     bb = net.backbone
     width, height = net.input_size
@@ -131,10 +133,21 @@ def export_tflite(net: EmbeddingNet, path: Path) -> None:
     pooled = g.tensor("pooled", [1, dim])
     reducer = schema.ReducerOptionsT()
     reducer.keepDims = False
-    g.op(OPS.MEAN, [x, g.tensor("axes", [2], I32, np.array([1, 2], np.int32))], [pooled],
+    reduce_op = OPS.REDUCE_MAX if net.pooling == "max" else OPS.MEAN
+    g.op(reduce_op, [x, g.tensor("axes", [2], I32, np.array([1, 2], np.int32))], [pooled],
          OPTS.ReducerOptions, reducer)  # fmt: skip
     embedding = g.tensor("embedding", [1, dim])
     g.op(OPS.L2_NORMALIZATION, [pooled], [embedding], OPTS.L2NormOptions, schema.L2NormOptionsT())
+    if net.cell_pool > 1:  # SAME padding pools the ragged last row/column alone, as torch's ceil_mode
+        k = net.cell_pool
+        rows, cols = -(-rows // k), -(-cols // k)
+        blocks = g.tensor("cell_blocks", [1, rows, cols, dim])
+        pool = schema.Pool2DOptionsT()
+        pool.padding, pool.strideH, pool.strideW = schema.Padding.SAME, k, k
+        pool.filterHeight, pool.filterWidth = k, k
+        pool.fusedActivationFunction = schema.ActivationFunctionType.NONE
+        g.op(OPS.MAX_POOL_2D, [x], [blocks], OPTS.Pool2DOptions, pool)
+        x = blocks
     cells = g.tensor("cells", [1, rows * cols, dim])
     reshape = schema.ReshapeOptionsT()
     reshape.newShape = [1, rows * cols, dim]
