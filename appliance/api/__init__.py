@@ -6,7 +6,8 @@ detection per camera, state changes, alerts) and serves them with FastAPI on uvi
 The analysis loop only ever stores references and counters: no HTTP client can make it wait.
 
 Wiring: :func:`create_sinks` is listed in :data:`appliance.service.wiring.SINK_MODULES`; the ``[api]``
-table is :class:`appliance.config.api.ApiConfig`.
+table is :class:`appliance.config.api.ApiConfig`. A generated token the disk would not take is kept by
+:mod:`.token_keeper`.
 """
 
 from __future__ import annotations
@@ -23,5 +24,7 @@ def create_sinks(config: LayerwatchConfig, context: ServiceContext) -> list[Acti
     if not config.api.enabled:
         return []
     from appliance.api.sink import ApiSink  # FastAPI is imported only when the API is on
+    from appliance.api.token_keeper import prepare_token
 
-    return [ApiSink(config, context)]
+    config, keeper = prepare_token(config, context)  # a full disk at the first start keeps it in memory
+    return [ApiSink(config, context), *([keeper] if keeper is not None else [])]
