@@ -30,6 +30,7 @@ from appliance.config.model import LayerwatchConfig
 from appliance.decision import CameraState
 from appliance.detector import AnyDetector, load_detector
 from appliance.errors import LayerwatchError
+from appliance.service.answer_checks import reject_answer, unknown_target
 from appliance.service.calibration_worker import CalibrationWorker
 from appliance.service.commands import Command, CommandKind, CommandQueue
 from appliance.service.pipeline import ActionSink, CameraPipeline
@@ -295,6 +296,10 @@ class Service:
         value = dict(command.value or {})
         label = str(value.get("label"))
         alert, frame = value.get("alert"), value.get("frame")
+        reason = unknown_target(pipeline.answers, alert, frame)
+        if reason is not None:  # a frame or alert the camera does not have: said on P/event (issue 33)
+            reject_answer(event_hub(self.context), pipeline.name, command, reason)
+            return
         learned = pipeline.answer(label, alert_id=alert, frame_id=frame)
         if learned and label == "ok" and frame is None and pipeline.engine.alert_active():
             self.commands.submit(Command(CommandKind.ACKNOWLEDGE, pipeline.name, origin=command.origin))
