@@ -72,9 +72,13 @@ class RunningService:
     config: Path
     log: Path
 
-    def get(self, path: str, token: str | None = None, **kwargs: object) -> requests.Response:
+    def get(self, path: str, token: str | None = TOKEN, **kwargs: object) -> requests.Response:
+        """A read with the token (reads are protected by default); ``token=None`` for none."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return requests.get(self.url + path, headers=headers, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {TOKEN}"}
 
     def post(
         self, path: str, json: object = None, token: str | None = TOKEN, **kwargs: object
@@ -101,14 +105,15 @@ class RunningService:
 
 
 def write_api_config(work: Path, replay: Path, port: int, extra: str = "", interval: float = 0.1,
-                     api_extra: str = "", cooldown_s: float = 600.0) -> Path:  # fmt: skip
+                     api_extra: str = "", cooldown_s: float = 600.0,
+                     countdown_s: float = 120) -> Path:  # fmt: skip
     config = work / "layerwatch.toml"
     config.write_text(
         f'[service]\nstate_dir = "{work / "state"}"\nanalysis_interval_s = {interval}\n'
         f'[[cameras]]\nname = "printer"\n'
         f'source = {{ type = "replay", path = "{replay}", rate_fps = 0, loop = true }}\n'
         f"decision = {{ verify_interval_s = 0, cooldown_s = {cooldown_s} }}\n"
-        "[alarm]\ncountdown_s = 120\n"
+        f"[alarm]\ncountdown_s = {countdown_s}\n"
         f'[api]\nlisten = "127.0.0.1:{port}"\n{api_extra}\n' + extra
     )
     return config
@@ -117,7 +122,7 @@ def write_api_config(work: Path, replay: Path, port: int, extra: str = "", inter
 @contextmanager
 def api_service(work: Path, api_extra: str = "", env: dict[str, str] | None = None, calibrated: bool = True,
                 interval: float = 0.1, cooldown_s: float = 600.0, state_from: Path | None = None,
-                extra: str = "") -> Iterator[RunningService]:  # fmt: skip
+                extra: str = "", countdown_s: float = 120) -> Iterator[RunningService]:  # fmt: skip
     """Start the service (token from the systemd credential ``api_token``) and wait for ``/api/``."""
     state = work / "state"
     if state_from is not None and not state.exists():
@@ -126,9 +131,8 @@ def api_service(work: Path, api_extra: str = "", env: dict[str, str] | None = No
         calibrate_scene(state)
     replay = replay_scene(work / "replay") if not (work / "replay").exists() else work / "replay"
     port = free_port()
-    config = write_api_config(
-        work, replay, port, extra=extra, api_extra=api_extra, interval=interval, cooldown_s=cooldown_s
-    )
+    config = write_api_config(work, replay, port, extra=extra, api_extra=api_extra, interval=interval,
+                              cooldown_s=cooldown_s, countdown_s=countdown_s)  # fmt: skip
     creds = work / "creds"
     creds.mkdir(exist_ok=True)
     (creds / "api_token").write_text(TOKEN + "\n")
@@ -156,9 +160,19 @@ def api_service(work: Path, api_extra: str = "", env: dict[str, str] | None = No
 
 def _ok(url: str) -> bool:
     try:
-        return requests.get(url + "/api/", timeout=1).text == "OK"
+        headers = {"Authorization": f"Bearer {TOKEN}"}  # api.public_health may be off
+        return requests.get(url + "/api/", timeout=1, headers=headers).text == "OK"
     except requests.RequestException:
         return False
+
+
+def sign_in(page, url: str) -> None:  # type: ignore[no-untyped-def]
+    """Open the console and sign in through its form, as a user does on the first visit."""
+    page.goto(url + "/")
+    page.wait_for_selector("#login:not([hidden])")
+    page.fill("#login-token", TOKEN)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#app:not([hidden])")
 
 
 def artefact_dir(tmp_path: Path) -> Path:

@@ -20,7 +20,9 @@ def test_pause_and_cancel_print_from_the_api(tmp_path: Path):
         printer = (f'[printer]\ntype = "octoprint"\nurl = "{octoprint.url}"\napi_key = "k3y-0123456789"\n'
                    "poll_interval_s = 0\naction = \"none\"\n")  # fmt: skip
         with api_service(tmp_path, calibrated=False, extra=printer) as service:
-            events = requests.get(service.url + "/api/events", stream=True, timeout=30)
+            events = requests.get(
+                service.url + "/api/events", stream=True, timeout=30, headers=service.auth()
+            )
             assert service.status()["printer_action"] == "none"
             assert service.post("/api/control/pause_print", {"camera": "printer"}).status_code == 202
             [pause] = octoprint.wait_posts(1, "/api/job")

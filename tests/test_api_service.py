@@ -4,7 +4,6 @@ every endpoint, the token rules, the OpenAPI schema, alerts kept across a restar
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import cv2
@@ -46,7 +45,8 @@ def test_every_endpoint_token_rules_and_history_across_restart(tmp_path: Path):
         overlay = service.get("/api/cameras/printer/frame.jpg?overlay=1")
         assert overlay.status_code == 200 and overlay.content != frame.content
         assert service.get("/api/cameras/nope/frame.jpg").status_code == 404
-        with requests.get(service.url + "/api/cameras/printer/stream", stream=True, timeout=10) as stream:
+        stream_url = service.url + "/api/cameras/printer/stream"
+        with requests.get(stream_url, stream=True, timeout=10, headers=service.auth()) as stream:
             assert stream.headers["content-type"].startswith("multipart/x-mixed-replace")
             chunk = b""
             for part in stream.iter_content(4096):
@@ -61,15 +61,17 @@ def test_every_endpoint_token_rules_and_history_across_restart(tmp_path: Path):
         assert service.get("/api/printer/printer/image").content[:2] == b"\xff\xd8"
         assert service.get("/api/printer/A1M-1").status_code == 404
 
-        # control needs the token; reads are open by default
+        # control needs the token; reads too, by default
+        assert service.get("/api/status", token=None).status_code == 401
         for path in ("/api/control/acknowledge", "/api/control/pause", "/api/cameras/printer/calibrate"):
             assert service.post(path, {}, token=None).status_code == 401
             assert service.post(path, {}, token="wrong").status_code == 401
 
         # an alert: in the history, with its image and countdown; SSE carries it
-        events = requests.get(service.url + "/api/events", stream=True, timeout=30)
+        events = requests.get(service.url + "/api/events", stream=True, timeout=30, headers=service.auth())
         alert = _alert(service)
-        assert 0 < alert["remaining_s"] <= 120
+        # no printer and no relay: nothing will happen to the print by itself, and the panel says so
+        assert alert["plan"] == {"kind": "none", "action": None, "phase": "none"}
         history = service.get("/api/alerts").json()
         assert history[0]["id"] == alert["alert"] and history[0]["camera"] == "printer"
         evidence = service.get(f"/api/alerts/{alert['alert']}.jpg")
@@ -157,18 +159,59 @@ def test_every_endpoint_token_rules_and_history_across_restart(tmp_path: Path):
         assert TOKEN not in (tmp_path / "service.log").read_text()
 
 
-def test_reads_protected_by_config(tmp_path: Path):
-    with api_service(tmp_path, api_extra="protect_reads = true", calibrated=False) as service:
-        assert service.get("/api/").text == "OK"  # the health check tells nothing and stays open
-        assert service.get("/api/status").status_code == 401
-        assert service.get("/metrics").status_code == 401
+def test_reads_protected_by_default_and_the_console_login(tmp_path: Path):
+    with api_service(tmp_path, calibrated=False) as service:
+        assert service.get("/api/", token=None).text == "OK"  # the health check tells nothing: open
+        for path in ("/api/status", "/api/config", "/api/alerts", "/metrics", "/api/printers",
+                     "/api/cameras/printer/frame.jpg"):  # fmt: skip
+            assert service.get(path, token=None).status_code == 401, path
         assert service.get("/api/status", token="wrong").status_code == 401
-        assert service.get("/api/status", token=TOKEN).status_code == 200
-        cookie = requests.get(service.url + "/api/status", cookies={"layerwatch_token": TOKEN}, timeout=10)
-        assert cookie.status_code == 200
-        # the cookie never opens control (a page on another site cannot press a button)
-        refused = requests.post(service.url + "/api/control/acknowledge", json={},
-                                cookies={"layerwatch_token": TOKEN}, timeout=10)  # fmt: skip
-        assert refused.status_code == 401
-        assert service.get("/").status_code == 200  # the page itself loads, then asks for the token
-        time.sleep(0.1)
+        assert service.get("/api/status").status_code == 200
+        assert service.get("/", token=None).status_code == 200  # the page loads, then asks to sign in
+        session = requests.get(service.url + "/api/session", timeout=10).json()
+        assert session["signed_in"] is False and session["protect_reads"] is True
+        assert session["token_at"]["sd_card"] == "credentials/api_token"
+        # the login: a wrong token is refused, the right one sets an HttpOnly SameSite=Strict cookie
+        wrong = requests.post(service.url + "/api/login", json={"token": "nope"}, timeout=10)
+        assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
+        login = requests.post(service.url + "/api/login", json={"token": TOKEN}, timeout=10)
+        cookie = login.headers["set-cookie"]
+        assert login.status_code == 204 and "HttpOnly" in cookie and "SameSite=strict" in cookie, cookie
+        assert TOKEN not in cookie  # an HMAC of the token, not the token
+        browser = requests.Session()
+        browser.cookies.update(login.cookies)
+        assert browser.get(service.url + "/api/status", timeout=10).status_code == 200
+        assert browser.get(service.url + "/api/session", timeout=10).json()["signed_in"] is True
+        # control with the cookie needs the console's header too (a form on another site cannot add it)
+        assert browser.post(service.url + "/api/control/acknowledge", json={}, timeout=10).status_code == 401
+        console = {"X-Layerwatch-Console": "1"}
+        ok = browser.post(service.url + "/api/control/acknowledge", json={}, headers=console, timeout=10)
+        assert ok.status_code == 202
+        # the old cookie holding the raw token opens nothing any more
+        old = requests.get(service.url + "/api/status", cookies={"layerwatch_token": TOKEN}, timeout=10)
+        assert old.status_code == 401
+        # sign out: the cookie is removed
+        out = browser.post(service.url + "/api/logout", timeout=10)
+        assert (
+            out.status_code == 204 and browser.get(service.url + "/api/status", timeout=10).status_code == 401
+        )
+        # security headers: no inline script, no framing
+        page = requests.get(service.url + "/", timeout=10)
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+        assert page.headers["x-content-type-options"] == "nosniff"
+        favicon = requests.get(service.url + "/favicon.ico", timeout=10)
+        assert favicon.status_code == 200 and favicon.headers["content-type"].startswith("image/svg")
+
+
+def test_health_and_metrics_exposure_is_configurable(tmp_path: Path):
+    extra = "public_health = false\npublic_metrics = true"
+    with api_service(tmp_path, calibrated=False, api_extra=extra) as service:
+        assert service.get("/api/", token=None).status_code == 401
+        assert service.get("/api/").text == "OK"
+        assert "layerwatch_" in service.get("/metrics", token=None).text
+        assert service.get("/api/status", token=None).status_code == 401
+    (tmp_path / "state").rename(tmp_path / "state-1")
+    with api_service(tmp_path, calibrated=False, api_extra="protect_reads = false") as service:
+        assert service.get("/api/status", token=None).status_code == 200
+        assert service.post("/api/control/acknowledge", {}, token=None).status_code == 401

@@ -27,3 +27,9 @@ def test_no_secret_in_the_settings_view():
     settings = json.loads(view)
     assert settings["cameras"][0]["source"]["url"] == "rtsp://***@10.0.0.5:554/stream"
     assert settings["printer"]["url"] == "http://octopi.local" and settings["api"]["listen"] == "0.0.0.0:8080"
+
+
+def test_the_name_of_a_secret_s_environment_variable_is_shown():
+    """Issue 32 defect 12: ``api_key_env`` names the variable that holds the key; it is not the secret."""
+    view = masked({"cloud": {"openai_compatible": {"api_key": "sk-1", "api_key_env": "OPENROUTER_API_KEY"}}})
+    assert view["cloud"]["openai_compatible"] == {"api_key": "***", "api_key_env": "OPENROUTER_API_KEY"}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api_harness import api_service
+from tests.api_harness import TOKEN, api_service
 
 pytestmark = pytest.mark.usefixtures("shipped_model")
 WINDOW_S = 5.0
@@ -34,7 +34,7 @@ def _stuck(port: int, path: str) -> socket.socket:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills after a frame or two
     sock.connect(("127.0.0.1", port))
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode())
     return sock  # and never read
 
 

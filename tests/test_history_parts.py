@@ -70,6 +70,15 @@ def test_job_outcomes(last_state: str, final: str, progress: float, paused: bool
     assert (end.kind, end.outcome) == ("ended", outcome)
 
 
+def test_a_print_that_finished_between_polls_is_completed_not_cancelled():
+    """Issue 32 defect 6: OctoPrint's last Printing poll said 97 %, the next Operational with completion
+    100: the printer's final completion decides."""
+    tracker = JobTracker()
+    tracker.update({"state": "printing", "progress": 97.0, "file": "a.gcode"})
+    [*_, end] = tracker.update({"state": "operational", "progress": 100.0, "file": "a.gcode"})
+    assert (end.kind, end.outcome, end.progress) == ("ended", "completed", 100.0)
+
+
 def test_a_file_change_while_printing_is_a_new_job():
     tracker = JobTracker()
     tracker.update({"state": "printing", "progress": 50.0, "file": "a.gcode"})

@@ -132,17 +132,26 @@ def test_watches_only_while_printing_and_publishes_progress(http_peer: HttpPeer)
                     "active": True}  # fmt: skip
 
 
-@pytest.mark.parametrize(("progress", "completed"), [(1.0, True), (0.4, False)])
+@pytest.mark.parametrize(
+    ("progress", "end_state", "final", "outcome", "certain"),
+    [
+        (1.0, "Operational", None, "completed", True),
+        # issue 32 defect 6: the last Printing poll at 97 %, then Operational with completion 100
+        (0.97, "Operational", 100.0, "completed", True),
+        (0.4, "Operational", None, "cancelled", False),  # back to idle below 99 %: not certain
+        (0.4, "Cancelling", 40.0, "cancelled", True),  # the printer said so
+    ],
+)
 def test_a_job_that_ends_is_reported_completed_or_cancelled(
-    http_peer: HttpPeer, progress: float, completed: bool
+    http_peer: HttpPeer, progress: float, end_state: str, final: float | None, outcome: str, certain: bool
 ) -> None:
-    """OctoPrint peer: printing -> operational. At 100 % it completed (its late frames become normal
-    examples of the camera's learner), at 40 % it was cancelled (the alert's frames become failures)."""
+    """OctoPrint peer: Printing -> its end state. The printer's own end state and final completion decide;
+    only a certain end may teach the camera (its late frames normal, or the alert's frames failures)."""
     states = {"value": "Printing"}
 
     def octoprint(request):
         if request.path == "/api/job":
-            done = progress * 100 if states["value"] == "Printing" else None
+            done = progress * 100 if states["value"] == "Printing" else final
             return 200, {"state": states["value"], "progress": {"completion": done},
                          "job": {"file": {"name": "benchy.gcode"}}}, {}  # fmt: skip
         return None
@@ -151,8 +160,9 @@ def test_a_job_that_ends_is_reported_completed_or_cancelled(
     control, events, queue = _control(http_peer, 60, type="octoprint", poll_interval_s=0.05, camera="printer",
                                       watch_only_while_printing=False)  # fmt: skip
     _wait(lambda: any(p.get("state") == "printing" for k, p in events if k == "printer_state"))
-    states["value"] = "Operational"
+    states["value"] = end_state
     _wait(lambda: any(k == "printer_job_end" for k, _ in events))
     control.stop()
     [finished] = [c for c in queue.drain() if c.kind is CommandKind.PRINT_FINISHED]
-    assert (finished.camera, finished.value) == ("printer", {"completed": completed})
+    expected = {"completed": outcome == "completed", "outcome": outcome, "certain": certain}
+    assert (finished.camera, finished.value) == ("printer", expected)

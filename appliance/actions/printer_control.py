@@ -28,7 +28,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from appliance.actions.dispatcher import EventHub, event_hub
-from appliance.actions.printers import PrinterClient, build_printer
+from appliance.actions.printers import PrinterClient, PrinterStatus, build_printer, job_end
 from appliance.decision import Alert, Transition
 from appliance.errors import PrinterError, PrinterRefusedError
 from appliance.service.commands import Command, CommandKind, CommandQueue
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 NOW_ACTIONS = (CommandKind.PAUSE_PRINT, CommandKind.CANCEL_PRINT)  # commands acted on at once
-COMPLETED_PERCENT = 99.0  # a job that ends at or above this progress completed
 
 
 def create_sinks(config: LayerwatchConfig, context: ServiceContext) -> list[ActionSink]:
@@ -78,7 +77,7 @@ class PrinterControl:
         self._threads: list[threading.Thread] = []
         self._paused_monitoring = False
         self._last_active: bool | None = None
-        self._job: tuple[bool, float | None] | None = None  # (active, progress) at the last poll
+        self._job: PrinterStatus | None = None  # the last poll's answer
         self.actions_done: list[str] = []  # for tests and the log: "pause", "cancel"
         self.read_temperatures = False  # set by create_sinks when telemetry.from_printer asks for them
 
@@ -217,7 +216,7 @@ class PrinterControl:
                          "active": status.active}  # fmt: skip
                 self.hub.emit("printer_state", {"camera": self.config.camera, **state})
                 self._read_temperatures()
-                self._job_end(status.active, status.progress)
+                self._job_end(status)
                 self._follow(status.active)
             self._stop.wait(self.config.poll_interval_s)
 
@@ -235,20 +234,25 @@ class PrinterControl:
         if figures:
             self.hub.emit("printer_temperatures", {"camera": self.config.camera, **figures})
 
-    def _job_end(self, active: bool, progress: float | None) -> None:
-        """A job that was active and is not any more ended: completed when its last progress was at least
-        ``COMPLETED_PERCENT``, else cancelled. The camera's learner takes it as an answer
-        (:meth:`appliance.service.camera_answers.CameraAnswers.print_ended`)."""
-        previous, self._job = self._job, (active, progress)
-        if previous is None or not previous[0] or active:
+    def _job_end(self, status: PrinterStatus) -> None:
+        """A job that was active and is not any more ended; how (:func:`appliance.actions.printers.job_end`)
+        from the printer's own end state and final completion. The camera's learner takes it as an
+        answer only when the end is certain (:meth:`appliance.service.runner.Service._print_finished`)."""
+        previous, self._job = self._job, status
+        if previous is None or not previous.active or status.active:
             return
-        completed = previous[1] is not None and previous[1] >= COMPLETED_PERCENT
-        logger.info("printer: job ended (%s)", "completed" if completed else "cancelled or failed")
-        self.hub.emit("printer_job_end", {"camera": self.config.camera, "completed": completed})
-        self.commands.submit(
-            Command(CommandKind.PRINT_FINISHED, camera=self.config.camera, value={"completed": completed},
-                    origin="printer")
+        outcome, certain = job_end(previous.state, status.state, previous.progress, status.progress)
+        completed = outcome == "completed"
+        logger.info(
+            "printer: job ended (%s, %s; last %s at %s %%, now %s at %s %%)", outcome,
+            "certain" if certain else "uncertain: nothing learned", previous.state, previous.progress,
+            status.state, status.progress,
         )  # fmt: skip
+        value = {"completed": completed, "outcome": outcome, "certain": certain}
+        self.hub.emit("printer_job_end", {"camera": self.config.camera, **value})
+        self.commands.submit(
+            Command(CommandKind.PRINT_FINISHED, camera=self.config.camera, value=value, origin="printer")
+        )
 
     def _follow(self, active: bool) -> None:
         """Pause monitoring when no job is active, resume when one starts (only what we paused)."""

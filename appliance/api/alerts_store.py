@@ -2,8 +2,13 @@
 
 ``<state_dir>/api/alerts.json`` holds the newest ``api.alerts_kept`` alerts (newest last), each
 ``{id, camera, time, created, score, votes, window, repeats, cloud_verdict, acknowledged, answer,
-image}``; ``image`` is the evidence JPEG the pipeline kept (``cameras/<camera>/alerts/<id>-0.jpg``,
-relative to the state directory). An alert dropped from the history takes its evidence images with it.
+answer_ids, learner, closed, cause, telemetry, image}``; ``image`` is the evidence JPEG the pipeline kept
+(``cameras/<camera>/alerts/<id>-0.jpg``, relative to the state directory), None for a printer telemetry
+alert (``cause`` and ``telemetry``: the signal, its value and limit, say what was seen). ``answer`` is
+``false_alarm`` / ``real_failure``, ``answer_ids`` the camera learner's ids of that answer (what
+``withdraw`` takes back), ``learner`` the learner's counts after it; ``closed`` says why the alert left the
+console's panel (``acknowledged``, ``false_alarm``, ``print_ended_unanswered``, ``print_ended``,
+``replaced``). An alert dropped from the history takes its evidence images with it.
 Every change is written atomically (:mod:`appliance.state_files`); an unreadable file is set aside and
 the history starts empty.
 """
@@ -52,8 +57,9 @@ class AlertsStore:
         except OSError as exc:  # kept in memory; written with the next change
             logger.error("cannot store the alert history in %s: %s", self.path, exc)
 
-    def record(self, camera: str, fields: dict[str, Any]) -> dict[str, Any]:
-        """A new alert, or a reminder of one already listed (counted in ``repeats``)."""
+    def record(self, camera: str, fields: dict[str, Any], image: bool = True) -> dict[str, Any]:
+        """A new alert, or a reminder of one already listed (counted in ``repeats``); ``image``: the
+        pipeline kept an evidence JPEG for it."""
         alert_id = str(fields["id"])
         with self._lock:
             for entry in self._alerts:
@@ -70,8 +76,11 @@ class AlertsStore:
                 "repeats": 0,
                 "acknowledged": None,
                 "answer": None,
-                "image": f"cameras/{camera}/alerts/{alert_id}-0.jpg",
+                "answer_ids": [],
+                "closed": None,
+                "image": f"cameras/{camera}/alerts/{alert_id}-0.jpg" if image else None,
                 **{k: fields.get(k) for k in ("score", "votes", "window", "cloud_verdict")},
+                **{k: fields[k] for k in ("cause", "telemetry") if fields.get(k) is not None},
             }
             self._alerts.append(entry)
             dropped, self._alerts = self._alerts[: -self.keep], self._alerts[-self.keep :]
@@ -103,6 +112,20 @@ class AlertsStore:
                 self._save()
         return changed
 
+    def withdrawn(self, camera: str | None, key: str, learner: Any) -> list[dict[str, Any]]:
+        """The answer of the alert with id ``key``, or whose answer ids include ``key``, was taken back."""
+        changed = []
+        with self._lock:
+            for entry in self._alerts:
+                if camera not in (None, entry["camera"]) or entry.get("answer") is None:
+                    continue
+                if key == entry["id"] or key in (entry.get("answer_ids") or []):
+                    entry.update(answer=None, answer_ids=[], learner=learner, withdrawn=iso_now())
+                    changed.append(dict(entry))
+            if changed:
+                self._save()
+        return changed
+
     def list(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Newest first."""
         with self._lock:
@@ -116,6 +139,8 @@ class AlertsStore:
     def image_path(self, alert_id: str) -> Path | None:
         entry = self.get(alert_id)
         if entry is None:
+            return None
+        if not entry.get("image"):
             return None
         path = self.state_dir / str(entry["image"])
         return path if path.is_file() else None

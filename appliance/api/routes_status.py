@@ -1,8 +1,9 @@
 """Read endpoints: health, status, the newest frame, the MJPEG live view, events, alerts, settings.
 
-Open, or behind the bearer token (or the page's cookie) with ``api.protect_reads``
-(:mod:`appliance.api.auth`). Nothing here returns a secret: the settings view is the validated
-configuration with every secret masked and credentials stripped from URLs.
+Behind the token (bearer, or the console's session cookie) unless ``api.protect_reads = false``;
+``GET /api/`` follows ``api.public_health`` (:mod:`appliance.api.auth`). Nothing here returns a
+secret: the settings view is the validated configuration with every secret masked and credentials
+stripped from URLs.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ READ_ERRORS: Responses = {
     422: {"description": "Invalid parameters"},
 }
 router = APIRouter(prefix="/api", tags=["status"], responses=READ_ERRORS)  # app.py adds the read dependency
-health_router = APIRouter(prefix="/api", tags=["status"])  # open even with api.protect_reads
+health_router = APIRouter(prefix="/api", tags=["status"])  # open unless api.public_health = false
 JPEG: Responses = {
     200: {"content": {"image/jpeg": {}}, "description": "A JPEG picture."},
     503: {"description": "No frame analysed yet"},
@@ -122,7 +123,8 @@ def masked(node: Any, key: str = "") -> Any:
     if isinstance(node, list):
         return [masked(v, key) for v in node]
     if isinstance(node, str):
-        if any(word in key.lower() for word in SECRET_WORDS):
+        # a key such as api_key_env names the environment variable that holds the secret: not secret
+        if any(word in key.lower() for word in SECRET_WORDS) and not key.lower().endswith("_env"):
             return MASK if node else node
         return redact_url(node) if "://" in node else node
     return node

@@ -3,7 +3,10 @@
 Called on the analysis thread, every method only stores references, bumps counters and hands events to
 the broadcaster (:mod:`appliance.api.events`); JPEG encoding, file serving and every network write
 happen on the server's thread (:mod:`appliance.api.server`). Alerts go to the persisted history
-(:mod:`appliance.api.alerts_store`) with their countdown (``alarm.countdown_s``; an acknowledge ends it).
+(:mod:`appliance.api.alerts_store`); each camera's open alert, with what will happen to the print and
+what did, is kept by :mod:`appliance.api.alert_panel` until it is answered or the print ends. Answers
+(``answer`` and ``answer_withdrawn`` events of the service) are written into the alert's history entry
+with their answer ids.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from appliance.actions.dispatcher import event_hub
 from appliance.actions.evidence import draw_evidence, encode_jpeg
+from appliance.api.alert_panel import ActiveAlerts
 from appliance.api.alerts_store import AlertsStore
 from appliance.api.auth import TokenAuth, resolve_token
 from appliance.api.events import EventBroadcaster
@@ -61,7 +65,9 @@ class ApiSink:
         self.metrics = ApiMetrics(context.telemetry, lambda: self.events.clients)
         self.auth = TokenAuth(resolve_token(config.api, context.state_dir), config.api.protect_reads)
         self.printer: dict[str, Any] = {}
-        self.countdowns: dict[str, dict[str, Any]] = {}  # camera -> {alert, deadline (epoch s), countdown_s}
+        relay = config.hardware.relay
+        self.active = ActiveAlerts(relay.action if relay is not None else None, config.alarm.countdown_s)
+        self._telemetry: dict[str, dict[str, Any]] = {}  # alert id -> the telemetry anomaly behind it
         self.server: Any = None
         event_hub(context).listen(self._on_device_event)
 
@@ -95,47 +101,80 @@ class ApiSink:
     def on_alert(self, camera: str, alert: Alert, result: FrameResult, evidence_jpeg: bytes) -> None:
         self.metrics.alerts.labels(camera).inc()
         cloud = None if result.cloud is None else bool(result.cloud.get("failure"))
-        fields = {"id": alert.id, "score": round(alert.score, 4), "votes": alert.votes,
-                  "window": alert.window, "cloud_verdict": cloud}  # fmt: skip
-        entry = self.alerts.record(camera, fields)
-        if not alert.repeat:
-            countdown = self.config.alarm.countdown_s
-            with self._lock:
-                self.countdowns[camera] = {"alert": alert.id, "score": round(alert.score, 4),
-                                           "countdown_s": countdown,
-                                           "deadline": time.time() + countdown}  # fmt: skip
+        telemetry = self._telemetry.pop(alert.id, None) if alert.cause else None
+        score = None if alert.cause else round(alert.score, 4)  # a telemetry alert has no camera score
+        fields = {"id": alert.id, "score": score, "votes": alert.votes, "window": alert.window,
+                  "cloud_verdict": cloud, "cause": alert.cause, "telemetry": telemetry}  # fmt: skip
+        entry = self.alerts.record(camera, fields, image=alert.cause is None)
+        if not alert.repeat or self.active.alert_of(camera) != alert.id:
+            replaced = self.active.open(camera, alert.id, score, alert.cause)
+            if replaced is not None:
+                self._closed(replaced, "replaced")
         self.events.publish("alert", {**entry, "countdown": self.countdown(camera)})
 
     def on_command(self, command: Command) -> None:
         cameras = [c for c in self.cameras if command.camera in (None, c)]
         now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
         if command.kind == CommandKind.ACKNOWLEDGE:
+            reason = "print_ended_unanswered" if command.origin == "print_end" else "acknowledged"
             for camera in cameras:
-                with self._lock:
-                    had = self.countdowns.pop(camera, None)
-                alert_id = had["alert"] if had else None
-                for entry in self.alerts.update(camera, alert_id, acknowledged=now):
-                    self.events.publish("alert_update", entry)
-        elif command.kind == CommandKind.ANSWER and isinstance(command.value, dict):
-            value = command.value
-            if value.get("frame") is None:
-                answer = "false_alarm" if value.get("label") == "ok" else "real_failure"
-                for camera in cameras:
-                    for entry in self.alerts.update(camera, value.get("alert"), answer=answer):
-                        self.events.publish("alert_update", entry)
+                for alert_id, answered in self.active.close(camera):
+                    if reason == "print_ended_unanswered" and answered:
+                        reason = "print_ended"
+                    self._closed(alert_id, reason, acknowledged=now if reason == "acknowledged" else None)
         elif command.kind in (CommandKind.RECALIBRATE, CommandKind.IGNORE_ZONES, CommandKind.ADD_EXAMPLES):
             for camera in cameras:
                 state = self.context.state_of(camera)
                 event = {"camera": camera, "command": command.kind.value}
                 self.events.publish("calibration", {**event, **{k: state.get(k) for k in CALIBRATION_KEYS}})
 
-    def on_tick(self, now: float) -> None:
-        expired = time.time()
-        with self._lock:
-            for camera in [c for c, v in self.countdowns.items() if v["deadline"] < expired - 60]:
-                del self.countdowns[camera]
+    def _closed(self, alert_id: str, reason: str, acknowledged: str | None = None) -> None:
+        changes: dict[str, Any] = {"closed": reason}
+        if acknowledged is not None:
+            changes["acknowledged"] = acknowledged
+        for entry in self.alerts.update(None, alert_id, **changes):
+            self.events.publish("alert_update", entry)
+
+    def _answered(self, payload: dict[str, Any]) -> None:
+        """The service's ``answer`` event: the alert's entry gets the answer and its ids; an answer
+        naming a frame changes no alert."""
+        camera, alert_id = str(payload.get("camera")), payload.get("alert")
+        if payload.get("frame") is not None or not alert_id or not payload.get("learned"):
+            return
+        answer = "false_alarm" if payload.get("label") == "ok" else "real_failure"
+        ids, learner = list(payload.get("answer_ids") or []), payload.get("learner")
+        self.active.answered(camera, alert_id, str(payload.get("label")), ids, learner)
+        if answer == "false_alarm" and self.active.alert_of(camera) == alert_id:
+            self.active.close(camera)
+            self._closed(alert_id, "false_alarm")
+        answered = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+        changes = {"answer": answer, "answer_ids": ids, "learner": learner, "answered": answered}
+        for entry in self.alerts.update(camera, alert_id, **changes):
+            self.events.publish("alert_update", entry)
+
+    def _withdrawn(self, payload: dict[str, Any]) -> None:
+        camera, key = str(payload.get("camera")), str(payload.get("key"))
+        self.active.withdrawn(camera, key, payload.get("learner"))
+        for entry in self.alerts.withdrawn(camera, key, payload.get("learner")):
+            self.events.publish("alert_update", entry)
 
     def _on_device_event(self, kind: str, payload: dict[str, Any]) -> None:
+        if kind == "printer_countdown":
+            self.active.countdown_started(payload)
+        elif kind == "printer_countdown_cancelled":
+            self.active.countdown_cancelled(payload)
+        elif kind == "printer_action":
+            self.active.printer_acted(payload)
+        elif kind == "telemetry_alert":
+            self._telemetry[str(payload.get("alert"))] = {k: v for k, v in payload.items() if k != "alert"}
+            return
+        elif kind == "answer":
+            self._answered(payload)
+        elif kind == "answer_withdrawn":
+            self._withdrawn(payload)
+        elif kind == "printer_job_end":
+            for alert_id, answered in self.active.close(payload.get("camera")):
+                self._closed(alert_id, "print_ended" if answered else "print_ended_unanswered")
         if kind == "printer_state":
             with self._lock:
                 self.printer = {"camera": payload.get("camera"), "state": payload.get("state"),
@@ -146,11 +185,8 @@ class ApiSink:
 
     # -- for the HTTP threads ----------------------------------------------------------------
     def countdown(self, camera: str) -> dict[str, Any] | None:
-        with self._lock:
-            entry = self.countdowns.get(camera)
-            if entry is None:
-                return None
-            return {**entry, "remaining_s": round(max(0.0, entry["deadline"] - time.time()), 1)}
+        """The camera's open alert (:meth:`ActiveAlerts.view`), None when it has none."""
+        return self.active.view(camera)
 
     def camera_status(self, camera: str) -> dict[str, Any]:
         with self._lock:

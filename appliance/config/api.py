@@ -1,10 +1,12 @@
 """The ``[api]`` table: the local HTTP API and web console (:mod:`appliance.api`).
 
 The console and the API listen on ``listen`` (``host:port``; port 0 picks a free port, logged). Control
-endpoints (acknowledge, pause, cancel print, calibrate, ignore zones, answers) always need the bearer
-token; read endpoints need it only with ``protect_reads``. The token comes from the systemd credential
-``api_token`` (``$CREDENTIALS_DIRECTORY/api_token``), else ``token`` here, else one is generated at the
-first start into ``<state_dir>/api_token`` (mode 0600) and its path logged, never the token.
+endpoints (acknowledge, pause, cancel print, calibrate, ignore zones, answers) always need the token;
+read endpoints (the live camera, status, configuration, alerts) need it too unless ``protect_reads`` is
+false; ``/api/`` (health) and ``/metrics`` follow ``public_health`` and ``public_metrics``. The token
+comes from the systemd credential ``api_token`` (``$CREDENTIALS_DIRECTORY/api_token``), else ``token``
+here, else one is generated at the first start into ``<state_dir>/api_token`` (mode 0600) and its
+path logged, never the token.
 """
 
 from __future__ import annotations
@@ -29,8 +31,17 @@ class ApiConfig(StrictModel):
         "once into <state_dir>/api_token.",
     )
     protect_reads: bool = Field(
+        True,
+        description="Read endpoints (live camera, status, events, alerts, configuration, metrics) need the "
+        "token too (the console asks for it once); false: anyone who can reach the port sees them.",
+    )
+    public_health: bool = Field(
+        True, description="GET /api/ (answers OK, tells nothing else) needs no token even with protect_reads."
+    )
+    public_metrics: bool = Field(
         False,
-        description="Read endpoints (status, frames, stream, events, alerts, metrics) need the token too.",
+        description="GET /metrics (Prometheus) needs no token even with protect_reads; false: the scraper "
+        "sends Authorization: Bearer <token>.",
     )
     stream_max_fps: float = Field(
         2.0, gt=0, le=30, description="Highest frame rate of the MJPEG live view (frames per second)."

@@ -202,6 +202,17 @@ class DecisionEngine:
             return self._move(CameraState.COOLDOWN if not self._cooldown_over(now) else CameraState.WATCHING)
         return None
 
+    def end_print(self) -> Transition | None:
+        """The print the alert was about has ended: its alert is closed (answered or not) and neither it
+        nor its cooldown carries over, so the next print starts ``watching`` with an empty window."""
+        self.acknowledged = True
+        self.last_alert_at = None
+        self._burst = None
+        self.votes.clear()
+        if self.state in (CameraState.FAILURE, CameraState.COOLDOWN, CameraState.SUSPECT):
+            return self._move(CameraState.WATCHING)
+        return None
+
     def pause(self) -> Transition | None:
         self._burst = None
         return self._move(CameraState.PAUSED)

@@ -99,6 +99,9 @@ class HistorySink:
         self.images_dir = self.config.images_path(context.state_dir)
         self.guard = SpaceGuard(self.images_dir, self.config.min_free_mb, hub.emit)
         self.store = JobStore(context.state_dir / "history" / "jobs.json", self.config.max_jobs)
+        # before any sink starts: the printer link's first poll (its thread starts with it) may open
+        # this run's job at once, and must never find the last run's open jobs still to be closed
+        self.store.close_interrupted(time.time())
         self.writer = FrameWriter(self.guard, self._frame_saved)
         self.slow = SlowWork()
         printer = config.printer
@@ -117,7 +120,6 @@ class HistorySink:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
-        self.store.close_interrupted(time.time())
         self.writer.start()
         self.slow.start()
         logger.info(

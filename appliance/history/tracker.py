@@ -19,7 +19,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-COMPLETED_PERCENT = 99.0  # the same rule as appliance.actions.printer_control
+from appliance.actions.printers import job_end
+
 ACTIVE_WORDS = ("printing", "paused", "pausing", "resuming")
 ERROR_WORDS = ("error",)
 
@@ -34,15 +35,15 @@ class Happening:
     outcome: str | None = None
 
 
-def outcome_of(last_state: str | None, state: str, progress: float | None, paused_by_layerwatch: bool) -> str:
-    """completed (progress reached 99 % or the server says complete), failed (error state), else
-    paused_by_layerwatch (Layerwatch paused it before it ended) or cancelled."""
-    words = f"{last_state or ''} {state}"
-    if state.startswith("complete") or (progress is not None and progress >= COMPLETED_PERCENT):
-        return "completed"
-    if any(word in words for word in ERROR_WORDS):
-        return "failed"
-    return "paused_by_layerwatch" if paused_by_layerwatch else "cancelled"
+def outcome_of(last_state: str | None, state: str, progress: float | None, paused_by_layerwatch: bool,
+               final_progress: float | None = None) -> str:  # fmt: skip
+    """completed (the last or final progress reached ``COMPLETED_PERCENT`` or the server says complete),
+    failed (error state), else paused_by_layerwatch (Layerwatch paused it before it ended) or cancelled
+    (:func:`appliance.actions.printers.job_end`, the rule the printer link uses too)."""
+    outcome, _ = job_end(last_state, state, progress, final_progress)
+    if outcome == "cancelled" and paused_by_layerwatch:
+        return "paused_by_layerwatch"
+    return outcome
 
 
 @dataclass
@@ -74,7 +75,7 @@ class JobTracker:
         if self.active and active and file and self.file and file != self.file:
             out.append(self._end(previous_state, "cancelled-file-change"))
         if self.active and not active:
-            out.append(self._end(previous_state, state))
+            out.append(self._end(previous_state, state, final_progress=progress))
         elif active and not self.active:
             self.active, self.file, self.progress = True, file, progress
             self.paused_by_layerwatch = False
@@ -100,11 +101,12 @@ class JobTracker:
     def _step_of(self, progress: float | None) -> int:
         return 0 if progress is None else math.floor(progress / self.progress_step + 1e-9)
 
-    def _end(self, last_state: str | None, state: str) -> Happening:
+    def _end(self, last_state: str | None, state: str, final_progress: float | None = None) -> Happening:
         if state == "cancelled-file-change":
             outcome = outcome_of(last_state, last_state or "", self.progress, self.paused_by_layerwatch)
         else:
-            outcome = outcome_of(last_state, state, self.progress, self.paused_by_layerwatch)
-        happening = Happening("ended", file=self.file, state=state, progress=self.progress, outcome=outcome)
+            outcome = outcome_of(last_state, state, self.progress, self.paused_by_layerwatch, final_progress)
+        progress = max((p for p in (self.progress, final_progress) if p is not None), default=None)
+        happening = Happening("ended", file=self.file, state=state, progress=progress, outcome=outcome)
         self.active, self.file, self.progress, self._step = False, None, None, 0
         return happening

@@ -63,6 +63,8 @@ class CameraAnswers:
         self.alert_frames: OrderedDict[str, list[str]] = OrderedDict()
         self._voting: deque[str] = deque(maxlen=ALERT_FRAMES)
         self._print_alerts: list[str] = []  # alerts raised since the last print ended
+        #: the answer ids the last :meth:`label_frames` call gave (published on the ``answer`` event)
+        self.last_answer_ids: list[str] = []
 
     def frame_id(self, sequence: int) -> str:
         return f"{self.run}-{sequence}"
@@ -94,7 +96,10 @@ class CameraAnswers:
 
     # -- answers -------------------------------------------------------------------------------------------
     def label_frames(self, frame_ids: list[str], label: str, source: str) -> int:
+        """Answer these recent frames ``label``; returns how many were still kept (their answer ids are
+        in :attr:`last_answer_ids`)."""
         answers = []
+        self.last_answer_ids = []
         for frame_id in frame_ids:
             recent = self.recent.get(frame_id)
             if recent is None:
@@ -105,12 +110,16 @@ class CameraAnswers:
             )
         if answers:
             self.learner.add(answers)
+            self.last_answer_ids = [a.id for a in answers]
             self._save()
             logger.info(
                 "camera %s: %d frame(s) answered %s by %s; learner %s",
                 self.camera, len(answers), label, source, self.learner.summary(),
             )  # fmt: skip
         return len(answers)
+
+    def newest_alert(self) -> str | None:
+        return next(reversed(self.alert_frames)) if self.alert_frames else None
 
     def answer_alert(self, alert_id: str | None, label: str, source: str = "user") -> int:
         """Label the frames of ``alert_id`` (None: the newest alert)."""
@@ -142,7 +151,9 @@ class CameraAnswers:
         return self.print_finished(completed, alert)
 
     def withdraw(self, key: str) -> int:
-        removed = self.learner.withdraw(key)
+        """Take back the answers given for this answer id, frame id or alert id (its frames)."""
+        keys = [key, *self.alert_frames.get(key, [])]
+        removed = sum(self.learner.withdraw(k) for k in keys)
         if removed:
             self._save()
         return removed

@@ -310,11 +310,17 @@ class CameraPipeline:
             logger.warning("camera %s: cannot keep evidence image: %s", self.name, exc)
             if self.storage is not None:
                 self.storage.failed("evidence", exc)
-        logger.warning(
-            "camera %s: PRINT FAILURE confirmed (alert %s, score %.2f, %d/%d votes, burst %d/%d)",
-            self.name, alert.id, alert.score,
-            alert.votes, alert.window, alert.burst_agree, alert.burst_frames,
-        )  # fmt: skip
+        if alert.repeat:  # the same failure still seen after cooldown_s, nobody answered: a reminder
+            logger.warning(
+                "camera %s: reminder %d of alert %s: failure still seen, unanswered (score %.2f, %d/%d)",
+                self.name, alert.repeat, alert.id, alert.score, alert.votes, alert.window,
+            )  # fmt: skip
+        else:
+            logger.warning(
+                "camera %s: PRINT FAILURE confirmed (alert %s, score %.2f, %d/%d votes, burst %d/%d)",
+                self.name, alert.id, alert.score,
+                alert.votes, alert.window, alert.burst_agree, alert.burst_frames,
+            )  # fmt: skip
         for sink in self.sinks:
             sink.on_alert(self.name, alert, result, evidence)
 

@@ -283,16 +283,34 @@ class Service:
                 elif command.kind == CommandKind.ANSWER:
                     self._answer(pipeline, command)
                 elif command.kind == CommandKind.PRINT_FINISHED:
-                    completed = bool((command.value or {}).get("completed"))
-                    learned = pipeline.print_ended(completed)
-                    logger.info("camera %s: print ended; %d frame(s) learned from it", pipeline.name, learned)
+                    self._print_finished(pipeline, command)
                 elif command.kind == CommandKind.WITHDRAW:
                     removed = pipeline.withdraw(str(command.value))
                     logger.info("camera %s: %d answer(s) withdrawn", pipeline.name, removed)
+                    event_hub(self.context).emit("answer_withdrawn", {
+                        "camera": pipeline.name, "key": str(command.value), "removed": removed,
+                        "learner": pipeline.answers.learner.counts(), "origin": command.origin,
+                    })  # fmt: skip
             self._call_sinks("on_command", command)
 
+    def _print_finished(self, pipeline: CameraPipeline, command: Command) -> None:
+        """The linked printer's job ended. The camera learns from it only when the end is certain (the
+        printer's own end state or final completion); an alert still open is closed as "print ended
+        unanswered" and the next print starts clean (no failure state, no cooldown carried over)."""
+        value = dict(command.value or {})
+        completed, certain = bool(value.get("completed")), bool(value.get("certain", True))
+        learned = pipeline.print_ended(completed) if certain else 0
+        logger.info(
+            "camera %s: print ended (%s%s); %d frame(s) learned from it", pipeline.name,
+            "completed" if completed else "not completed", "" if certain else ", uncertain end", learned,
+        )  # fmt: skip
+        if pipeline.engine.alert_active():
+            self.commands.submit(Command(CommandKind.ACKNOWLEDGE, pipeline.name, origin="print_end"))
+        pipeline.emit(pipeline.engine.end_print(), {"command": "print_end"})
+
     def _answer(self, pipeline: CameraPipeline, command: Command) -> None:
-        """An answer from the user; "false alarm" on an alert also acknowledges it (silence, no countdown)."""
+        """An answer from the user; "false alarm" on an alert also acknowledges it (silence, no countdown).
+        The answer ids go out on the ``answer`` device event (MQTT ``P/event``, the console)."""
         value = dict(command.value or {})
         label = str(value.get("label"))
         alert, frame = value.get("alert"), value.get("frame")
@@ -301,6 +319,13 @@ class Service:
             reject_answer(event_hub(self.context), pipeline.name, command, reason)
             return
         learned = pipeline.answer(label, alert_id=alert, frame_id=frame)
+        if frame is None and alert is None:
+            alert = pipeline.answers.newest_alert()
+        event_hub(self.context).emit("answer", {
+            "camera": pipeline.name, "label": label, "alert": alert, "frame": frame, "learned": learned,
+            "answer_ids": list(pipeline.answers.last_answer_ids) if learned else [],
+            "learner": pipeline.answers.learner.counts(), "origin": command.origin,
+        })  # fmt: skip
         if learned and label == "ok" and frame is None and pipeline.engine.alert_active():
             self.commands.submit(Command(CommandKind.ACKNOWLEDGE, pipeline.name, origin=command.origin))
 

@@ -149,6 +149,11 @@ class TelemetrySink:
         logger.warning("telemetry anomaly on %s: %s", self.camera, anomaly.words)
         self.alerts.append(anomaly)
         alert = Alert(uuid.uuid4().hex[:12], self.camera, 1.0, 0, 0, 0, 0, cause=anomaly.words)
+        # what was seen, for the console's alert history (signal, value, limit; appliance.api.sink)
+        self.hub.emit(
+            "telemetry_alert",
+            {"alert": alert.id, "camera": self.camera, **anomaly.to_json(), "limit": self._limit(anomaly)},
+        )
         result, jpeg = self._evidence(anomaly)
         from appliance.actions.printer_control import PrinterControl  # late: it imports the pipeline
 
@@ -160,6 +165,24 @@ class TelemetrySink:
             except Exception as exc:  # one broken channel must not keep the alert from the others
                 logger.error("%s.on_alert failed: %s", type(sink).__name__, exc, exc_info=True)
         self.control(anomaly)
+
+    def _limit(self, anomaly: Anomaly) -> str | None:
+        """The rule's limit in words, for the console (``[min, max]``, ``+-delta of the target``...)."""
+        if anomaly.kind == "dropout":
+            return f"a sample every {self.config.dropout_s:g} s"
+        cfg = self.config.signals.get(anomaly.signal)
+        if cfg is None:
+            return None
+        if anomaly.kind == "out_of_range":
+            low = "-inf" if cfg.min is None else f"{cfg.min:g}"
+            return f"[{low}, {'inf' if cfg.max is None else f'{cfg.max:g}'}]"
+        if anomaly.kind == "runaway" and cfg.runaway_delta is not None:
+            return f"target {anomaly.target or 0:g} +- {cfg.runaway_delta:g}"
+        if anomaly.kind == "heater_not_heating":
+            return f"+{cfg.heating_min_rise:g} within {cfg.heating_timeout_s or 0:g} s"
+        if anomaly.kind == "outlier" and cfg.zscore is not None:
+            return f"robust z <= {cfg.zscore:g}"
+        return None
 
     def control(self, anomaly: Anomaly) -> None:
         mqtt = self.context.mqtt

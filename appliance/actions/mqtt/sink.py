@@ -13,8 +13,9 @@ With ``P = <prefix>/<device_id>``:
   (:mod:`.notifier`);
 * ``P/event``: device events (rejected commands, printer countdown and action outcomes, job messages,
   history saving stopped/resumed, telemetry anomalies);
-* ``P/job`` and ``P/printer/telemetry``: retained job state and printer figures
-  (:mod:`appliance.history`, :mod:`appliance.telemetry`);
+* ``P/job``, ``P/printer/telemetry`` and ``P/printer/temperatures``: retained job state, printer
+  figures and the linked printer's heater readings, one per poll (:mod:`appliance.history`,
+  :mod:`appliance.telemetry`, :mod:`appliance.actions.printer_control`): never on ``P/event``;
 * ``P/telemetry``: every ``mqtt.telemetry_interval_s`` seconds: CPU temperature (C), fan duty
   (0..1), frames analysed, cloud calls and spend (USD), uptime (s);
 * ``P/[<camera>/]<command>/set``: commands (:mod:`.commands`);
@@ -56,7 +57,8 @@ logger = logging.getLogger(__name__)
 
 STATE_MIN_INTERVAL_S = 1.0
 #: device events kept as retained state topics under P (appliance.history, appliance.telemetry)
-RETAINED_DEVICE_TOPICS = {"job_state": "job", "printer_telemetry": "printer/telemetry"}
+RETAINED_DEVICE_TOPICS = {"job_state": "job", "printer_telemetry": "printer/telemetry",
+                          "printer_temperatures": "printer/temperatures"}  # fmt: skip
 CPU_TEMPERATURE_FILE = Path("/sys/class/thermal/thermal_zone0/temp")  # millidegrees Celsius
 
 

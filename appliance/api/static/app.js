@@ -1,39 +1,143 @@
 // Layerwatch web console: plain JS, no build step. Talks to the appliance's own /api (see /api/docs).
+// Every string from the server goes into the page as text (textContent, DOM nodes), never as HTML, and
+// the Content-Security-Policy forbids inline script. The token is never kept by the page: signing in sets
+// an HttpOnly, SameSite=Strict cookie (POST /api/login); control requests add X-Layerwatch-Console.
 "use strict";
 const $ = (id) => document.getElementById(id);
-const state = { camera: null, status: null, alert: null, deadline: null, zones: [], drawing: null, tab: "live" };
+const state = { camera: null, status: null, alert: null, zones: [], drawing: null, tab: "live", events: null, started: false };
 
-function token() { return localStorage.getItem("layerwatchToken") || ""; }
-function setToken(value) {
-  localStorage.setItem("layerwatchToken", value);
-  // <img>, the MJPEG stream and EventSource cannot send a header: reads may use this cookie
-  document.cookie = "layerwatch_token=" + encodeURIComponent(value) + "; path=/; SameSite=Strict";
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (key === "class") node.className = value;
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
+  return node;
 }
 function toast(text) { const t = $("toast"); t.textContent = text; t.classList.add("show"); setTimeout(() => t.classList.remove("show"), 2500); }
+const clock = (epoch) => new Date(epoch * 1000).toLocaleTimeString();
+
+class SignInNeeded extends Error {}
 
 async function api(method, path, body, type) {
-  const headers = {};
-  if (token()) headers.Authorization = "Bearer " + token();
+  const headers = { "X-Layerwatch-Console": "1" };
   let payload;
   if (body !== undefined) {
     if (type) { headers["Content-Type"] = type; payload = body; }
     else { headers["Content-Type"] = "application/json"; payload = JSON.stringify(body); }
   }
-  const response = await fetch(path, { method, headers, body: payload });
-  if (response.status === 401) {
-    const value = prompt("API token (on the appliance: /var/lib/layerwatch/api_token)");
-    if (value) { setToken(value.trim()); return api(method, path, body, type); }
-    throw new Error("a token is needed");
+  const response = await fetch(path, { method, headers, body: payload, credentials: "same-origin" });
+  if (response.status === 401) { showLogin(); throw new SignInNeeded("sign in first"); }
+  if (!response.ok) {
+    let detail = await response.text();
+    try { detail = JSON.parse(detail).detail || detail; } catch (e) { /* plain text */ }
+    throw new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
   }
-  if (!response.ok) throw new Error((await response.text()) || response.statusText);
   const kind = response.headers.get("content-type") || "";
+  if (response.status === 204) return null;
   return kind.includes("json") ? response.json() : response.text();
 }
 const post = (path, body) => api("POST", path, body === undefined ? {} : body);
 async function act(label, fn) { try { await fn(); toast(label); } catch (e) { toast(label + " failed: " + e.message); } }
+const command = (camera, word, payload) =>
+  post("/api/cameras/" + encodeURIComponent(camera) + "/commands/" + word, { payload: payload || "" });
 
-// -- status and the active alert -------------------------------------------------------------
+// -- sign in -----------------------------------------------------------------------------------
+function showLogin() {
+  $("login").hidden = false; $("app").hidden = true; $("signout").hidden = true;
+  $("login-token").focus();
+}
+async function checkSession() {
+  const info = await fetch("/api/session", { credentials: "same-origin" }).then((r) => r.json());
+  $("where-command").textContent = info.token_at.command;
+  $("where-credential").textContent = info.token_at.credential;
+  $("where-credential-2").textContent = info.token_at.credential;
+  $("where-sd").textContent = info.token_at.sd_card;
+  if (info.protect_reads && !info.signed_in) { showLogin(); return; }
+  $("signout").hidden = !info.signed_in;
+  start();
+}
+async function signIn(event) {
+  event.preventDefault();
+  $("login-error").textContent = "";
+  const response = await fetch("/api/login", { method: "POST", credentials: "same-origin",
+    headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: $("login-token").value.trim() }) });
+  if (!response.ok) { $("login-error").textContent = "That token is not right."; return; }
+  $("login-token").value = "";
+  $("login").hidden = true; $("signout").hidden = false;
+  if (state.started) { refresh(); setLive(); listen(); } else start();
+}
+async function signOut() {
+  await fetch("/api/logout", { method: "POST", credentials: "same-origin" });
+  if (state.events) state.events.close();
+  $("live").removeAttribute("src");
+  checkSession();
+}
+
+// -- status and the open alert ---------------------------------------------------------------
 function current() { return state.status ? state.status.cameras.find((c) => c.name === state.camera) : null; }
+
+function renderFacts(cam) {
+  const printer = cam.printer ? cam.printer.state + (cam.printer.progress != null ? " " + cam.printer.progress + " %" : "") : "-";
+  const learner = cam.learner ? (cam.learner.failure + " failure / " + cam.learner.ok + " ok examples") : "-";
+  const facts = [["State", cam.state], ["Camera", cam.camera_status], ["Frames/s", cam.fps], ["Analysed", cam.analysed],
+    ["Calibration", cam.calibration || "not calibrated"], ["Learned", learner], ["Backend", cam.backend], ["Printer", printer]];
+  $("facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v ?? "-" })]));
+}
+
+function planText(alert) {
+  const plan = alert.plan || { kind: "none", phase: "none" };
+  const what = plan.action === "cancel" ? "cancelled" : "paused";
+  const at = plan.at ? " at " + clock(plan.at) : "";
+  if (plan.kind === "relay") {
+    const deed = plan.action === "pulse_pause" ? "pulse the printer's pause input" : "cut the printer's power";
+    if (plan.phase === "counting") return "The relay will " + deed + " in " + Math.ceil(remaining(plan)) + " s unless you acknowledge.";
+    if (plan.phase === "done") return "The relay acted" + at + " (" + (plan.action === "pulse_pause" ? "pause input pulsed" : "printer power cut") + ").";
+  }
+  if (plan.kind === "printer") {
+    if (plan.phase === "counting") {
+      const left = Math.ceil(remaining(plan));
+      return left > 0 ? "The print will be " + what + " in " + left + " s unless you answer." : "Sending the " + plan.action + " to the printer now...";
+    }
+    if (plan.phase === "cancelled") return "Countdown stopped by an acknowledge: the print goes on.";
+    if (plan.phase === "done") return "Print " + what + at + " (" + (plan.reason || "") + ").";
+    if (plan.phase === "refused") return "The printer refused the " + plan.action + at + ": " + (plan.error || "") + ". Check the printer.";
+    if (plan.phase === "failed") return "The " + plan.action + " could not be sent" + at + ": " + (plan.error || "") + ". Pause the print by hand.";
+  }
+  const configured = state.status && state.status.printer_action;
+  if (alert.cause && (configured === "pause" || configured === "cancel")) return "Printer alarms do not stop the print here (telemetry.pause_printer is off); nothing happens by itself.";
+  if (configured === "none") return "Nothing happens to the print by itself (printer.action is none).";
+  return "Nothing happens to the print by itself: no printer or relay is set up to act. The alarm stays until you answer.";
+}
+function remaining(plan) { return plan.deadline ? Math.max(0, plan.deadline - Date.now() / 1000) : 0; }
+function answerText(entry) {
+  if (!entry.answer) return "";
+  const ids = (entry.answer_ids || []).join(", ");
+  const learner = entry.learner ? "; the camera now has " + entry.learner.failure + " failure and " + entry.learner.ok + " ok examples" : "";
+  return "Answered: " + entry.answer.replace("_", " ") + (ids ? " (answer id " + ids + ")" : "") + learner + ".";
+}
+
+function renderAlert() {
+  const active = state.status.active_alerts.find((a) => a.camera === state.camera) || state.status.active_alerts[0];
+  if (!active) { state.alert = null; $("alert").hidden = true; return; }
+  if (!state.alert || state.alert.alert !== active.alert) {
+    const image = $("alert-image");
+    image.hidden = !!active.cause;
+    if (!active.cause) image.src = "/api/alerts/" + encodeURIComponent(active.alert) + ".jpg";
+  }
+  state.alert = active;
+  $("alert-title").textContent = active.cause ? "Printer alarm on " + active.camera : "Print failure on " + active.camera;
+  $("alert-what").textContent = active.cause ? active.cause : "Score " + Number(active.score).toFixed(2) + " at " + clock(active.created) + " (alert " + active.alert + ").";
+  $("alert-plan").textContent = planText(active);
+  $("alert-answer").textContent = answerText(active);
+  $("withdraw").hidden = !active.answer;
+  const printer = !!state.status.printer_action && state.status.printer_action !== "none";
+  $("pause-print").hidden = $("cancel-print").hidden = !printer;
+  $("alert").hidden = false;
+}
 
 function render() {
   const cam = current();
@@ -43,31 +147,13 @@ function render() {
   badge.textContent = cam.state === "watching" ? decision : cam.state + " / " + decision;
   badge.className = "badge " + (cam.state === "watching" ? decision : cam.state);
   $("score").textContent = "score " + (cam.score === undefined ? "-" : Number(cam.score).toFixed(2));
-  const facts = { State: cam.state, Camera: cam.camera_status, "Frames/s": cam.fps, Analysed: cam.analysed,
-    Calibration: cam.calibration || "not calibrated", Backend: cam.backend,
-    Printer: cam.printer ? cam.printer.state + (cam.printer.progress != null ? " " + cam.printer.progress + " %" : "") : "-" };
-  $("facts").innerHTML = Object.entries(facts).map(([k, v]) => `<dt>${k}</dt><dd>${v ?? "-"}</dd>`).join("");
+  renderFacts(cam);
   $("cal-result").textContent = JSON.stringify({ calibrated: cam.calibrated, calibration: cam.calibration,
     learner: cam.learner, ignore_zones: (cam.ignore_zones || []).length }, null, 1);
-  const active = state.status.active_alerts.find((a) => a.camera === state.camera) || state.status.active_alerts[0];
-  if (active) {
-    if (!state.alert || state.alert.alert !== active.alert) {
-      $("alert-image").src = "/api/alerts/" + active.alert + ".jpg";
-    }
-    state.alert = active;
-    state.deadline = Date.now() + active.remaining_s * 1000;
-    $("alert-camera").textContent = active.camera;
-    $("alert-score").textContent = Number(active.score).toFixed(2);
-    $("alert").hidden = false;
-    $("pause-print").hidden = $("cancel-print").hidden = !state.status.printer_action;
-  } else {
-    state.alert = null; state.deadline = null; $("alert").hidden = true;
-  }
+  renderAlert();
 }
 
-function tick() {
-  if (state.deadline !== null) $("countdown").textContent = Math.max(0, Math.ceil((state.deadline - Date.now()) / 1000));
-}
+function tick() { if (state.alert && state.alert.plan && state.alert.plan.phase === "counting") $("alert-plan").textContent = planText(state.alert); }
 
 async function refresh() {
   try {
@@ -79,7 +165,7 @@ async function refresh() {
       setLive();
     }
     render();
-  } catch (e) { /* offline for a moment: the next poll tries again */ }
+  } catch (e) { /* offline for a moment, or signed out: the next poll tries again */ }
 }
 
 // -- live view ---------------------------------------------------------------------------------
@@ -92,17 +178,58 @@ function setLive() {
     const load = () => { $("live").src = base + "/frame.jpg?overlay=1&t=" + Date.now(); };
     load(); overlayTimer = setInterval(load, 1000);
   } else {
-    $("live").src = base + "/stream";
+    $("live").src = base + "/stream?t=" + Date.now();
   }
 }
 
-// -- alert history -----------------------------------------------------------------------------
+// -- answering alerts (the panel and the Alerts tab) ---------------------------------------------
+function answer(camera, alertId, word, label) {
+  return act(label, () => command(camera, word, alertId).then(() => setTimeout(() => { refresh(); if (state.tab === "history") loadHistory(); }, 400)));
+}
+function withdraw(camera, entry) {
+  // the alert id takes back every answer given for its frames; the answer ids also after a restart
+  const keys = [entry.id || entry.alert, ...(entry.answer_ids || [])];
+  return act("Answer withdrawn", async () => { for (const key of keys) await command(camera, "withdraw", key); setTimeout(() => { refresh(); loadHistory(); }, 400); });
+}
+
+function telemetryFacts(t) {
+  const rows = [["Signal", t.signal], ["Value", t.value], ["Limit", t.limit || "-"], ["Rule", t.kind]];
+  if (t.target != null) rows.push(["Target", t.target]);
+  return el("dl", { class: "telemetry" }, ...rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v ?? "-" })]));
+}
+
+function closedText(entry) {
+  const words = { acknowledged: "acknowledged", false_alarm: "answered false alarm", print_ended_unanswered: "print ended unanswered",
+    print_ended: "print ended", replaced: "a newer alert followed" };
+  if (entry.closed) return words[entry.closed] || entry.closed;
+  return entry.acknowledged ? "acknowledged" : "open";
+}
+
+function historyItem(a) {
+  const picture = a.image ? el("img", { loading: "lazy", src: "/api/alerts/" + encodeURIComponent(a.id) + ".jpg", alt: "evidence " + a.id })
+    : a.telemetry ? telemetryFacts(a.telemetry) : el("div", { class: "noimage", text: a.cause || "no picture" });
+  const what = a.cause ? a.cause : "score " + (a.score == null ? "-" : Number(a.score).toFixed(2));
+  const info = el("div", {},
+    el("strong", { text: a.camera }), " " + new Date(a.created * 1000).toLocaleString(), el("br"),
+    what + (a.repeats ? " (" + a.repeats + " reminders)" : ""), el("br"),
+    el("span", { class: "closed", text: closedText(a) }),
+    a.answer ? el("span", { class: "answered", text: " · " + answerText(a) }) : null);
+  const buttons = el("div", { class: "buttons small" },
+    el("button", { class: "danger", dataset: { act: "real_failure" }, text: "Real failure" }),
+    el("button", { class: "ghost", dataset: { act: "false_alarm" }, text: "False alarm" }),
+    a.answer ? el("button", { class: "ghost", dataset: { act: "withdraw" }, text: "Withdraw" }) : null);
+  buttons.addEventListener("click", (event) => {
+    const word = event.target.dataset ? event.target.dataset.act : null;
+    if (word === "withdraw") withdraw(a.camera, a);
+    else if (word) answer(a.camera, a.id, word, word === "false_alarm" ? "Answered: false alarm" : "Answered: real failure");
+  });
+  if (a.cause) buttons.hidden = true; // a printer telemetry alarm has no camera frames to learn from
+  return el("li", { dataset: { alert: a.id } }, picture, el("div", { class: "entry" }, info, buttons));
+}
+
 async function loadHistory() {
   const alerts = await api("GET", "/api/alerts?limit=50");
-  $("history").innerHTML = alerts.length ? alerts.map((a) => `<li><img loading="lazy" src="/api/alerts/${a.id}.jpg" alt="evidence ${a.id}">
-    <div><strong>${a.camera}</strong> ${new Date(a.created * 1000).toLocaleString()}<br>score ${a.score}
-    ${a.repeats ? "(" + a.repeats + " reminders)" : ""}<br>${a.acknowledged ? "acknowledged" : "not acknowledged"}
-    ${a.answer ? " &middot; " + a.answer.replace("_", " ") : ""}</div></li>`).join("") : "<li>No alerts yet.</li>";
+  $("history").replaceChildren(...(alerts.length ? alerts.map(historyItem) : [el("li", { text: "No alerts yet." })]));
 }
 
 // -- ignore zones ------------------------------------------------------------------------------
@@ -137,18 +264,20 @@ function showTab(name) {
   document.querySelectorAll(".tab").forEach((t) => { t.hidden = t.id !== "tab-" + name; });
   if (name === "history") loadHistory().catch((e) => toast(e.message));
   if (name === "zones") loadZones().catch((e) => toast(e.message));
-  if (name === "settings") api("GET", "/api/config").then((c) => { $("settings").textContent = JSON.stringify(c, null, 2); });
+  if (name === "settings") api("GET", "/api/config").then((c) => { $("settings").textContent = JSON.stringify(c, null, 2); }).catch((e) => toast(e.message));
 }
 
 function wire() {
+  $("login-form").addEventListener("submit", (e) => { signIn(e).catch((err) => { $("login-error").textContent = err.message; }); });
+  $("signout").addEventListener("click", () => { signOut().catch(() => {}); });
   document.querySelectorAll("nav button").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
   $("camera").addEventListener("change", (e) => { state.camera = e.target.value; setLive(); render(); });
   $("overlay").addEventListener("change", setLive);
-  $("signin").addEventListener("click", () => { const v = prompt("API token"); if (v) setToken(v.trim()); });
   const target = () => ({ camera: state.alert ? state.alert.camera : state.camera });
-  $("ack").addEventListener("click", () => act("Acknowledged", () => post("/api/control/acknowledge", target())));
-  $("false-alarm").addEventListener("click", () => act("Answered: false alarm", () =>
-    post("/api/cameras/" + target().camera + "/commands/false_alarm", { payload: state.alert ? state.alert.alert : "" })));
+  $("ack").addEventListener("click", () => act("Acknowledged", () => post("/api/control/acknowledge", target()).then(() => setTimeout(refresh, 400))));
+  $("false-alarm").addEventListener("click", () => state.alert && answer(state.alert.camera, state.alert.alert, "false_alarm", "Answered: false alarm"));
+  $("real-failure").addEventListener("click", () => state.alert && answer(state.alert.camera, state.alert.alert, "real_failure", "Answered: real failure"));
+  $("withdraw").addEventListener("click", () => state.alert && withdraw(state.alert.camera, state.alert));
   $("pause-print").addEventListener("click", () => act("Print pause sent", () => post("/api/control/pause_print", target())));
   $("cancel-print").addEventListener("click", () => {
     if (confirm("Cancel the print?")) act("Print cancel sent", () => post("/api/control/cancel_print", target()));
@@ -157,9 +286,9 @@ function wire() {
   $("resume").addEventListener("click", () => act("Monitoring resumed", () => post("/api/control/resume", { camera: state.camera })));
   $("test-alarm").addEventListener("click", () => act("Test alarm sent", () => post("/api/control/test_alarm", { camera: state.camera })));
   $("calibrate").addEventListener("click", () => act("Calibration started", () =>
-    post("/api/cameras/" + state.camera + "/calibrate", { frames: Number($("cal-frames").value) })));
+    post("/api/cameras/" + encodeURIComponent(state.camera) + "/calibrate", { frames: Number($("cal-frames").value) })));
   $("upload").addEventListener("click", () => act("Examples uploaded", async () => {
-    for (const file of $("examples").files) await api("POST", "/api/cameras/" + state.camera + "/examples?label=failure", file, file.type || "image/jpeg");
+    for (const file of $("examples").files) await api("POST", "/api/cameras/" + encodeURIComponent(state.camera) + "/examples?label=failure", file, file.type || "image/jpeg");
   }));
   const canvas = $("zone-canvas");
   canvas.addEventListener("pointerdown", (e) => { const p = point(e); state.drawing = { x0: p.x, y0: p.y, x1: p.x, y1: p.y }; canvas.setPointerCapture(e.pointerId); });
@@ -173,15 +302,17 @@ function wire() {
   });
   $("zone-frame").addEventListener("load", drawZones);
   $("zones-save").addEventListener("click", () => act("Zones saved", async () => {
-    await api("PUT", "/api/cameras/" + state.camera + "/ignore_zones", { zones: state.zones });
+    await api("PUT", "/api/cameras/" + encodeURIComponent(state.camera) + "/ignore_zones", { zones: state.zones });
     $("zones-status").textContent = state.zones.length + " zone(s) saved";
   }));
   $("zones-clear").addEventListener("click", () => { state.zones = []; drawZones(); });
 }
 
 function listen() {
+  if (state.events) state.events.close();
   const events = new EventSource("/api/events");
-  for (const kind of ["alert", "alert_update", "state", "calibration"]) {
+  state.events = events;
+  for (const kind of ["alert", "alert_update", "state", "calibration", "device"]) {
     events.addEventListener(kind, () => { refresh(); if (state.tab === "history") loadHistory().catch(() => {}); });
   }
   events.addEventListener("camera", (e) => {
@@ -189,10 +320,22 @@ function listen() {
     const cam = current();
     if (cam && data.camera === cam.name) { Object.assign(cam, data); render(); }
   });
+  events.addEventListener("error", () => {
+    // a 401 or a restart closes the stream for good: try again shortly (after signing in, if needed)
+    if (events.readyState === EventSource.CLOSED && state.events === events) setTimeout(() => { if (state.events === events) listen(); }, 3000);
+  });
 }
 
+function start() {
+  $("app").hidden = false;
+  if (state.started) return;
+  state.started = true;
+  refresh();
+  listen();
+  setInterval(refresh, 2000);
+  setInterval(tick, 250);
+}
+
+localStorage.removeItem("layerwatchToken"); // older consoles kept the token here
 wire();
-refresh();
-listen();
-setInterval(refresh, 2000);
-setInterval(tick, 250);
+checkSession().catch(() => showLogin());
