@@ -170,3 +170,50 @@ def test_first_visit_signs_in_gets_events_and_shows_a_telemetry_alert(tmp_path: 
             browser.close()
     for shot in tmp_path.glob("console-*.png"):
         keep_artefact(shot)
+
+
+def test_label_a_recent_frame_in_one_tap_and_the_next_score_moves(tmp_path: Path):
+    """The strip of recent frames on a phone: "OK" on a frame the camera calls a failure teaches it (the
+    same picture, when the replay shows it again, scores lower), "Undo" takes the answer back."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with api_service(tmp_path) as service, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=120000)
+        try:
+            page = browser.new_page(
+                viewport={"width": 390, "height": 844}, device_scale_factor=1, bypass_csp=True
+            )
+            page.set_default_timeout(60000)
+            sign_in(page, service.url)
+            page.wait_for_selector("#strip .card.failure img", timeout=60000)
+            page.dispatch_event("#strip", "pointerdown")  # the user starts answering: the strip holds still
+            frame_id = page.get_attribute("#strip .card.failure", "data-frame")
+            frames = service.get("/api/cameras/printer/frames").json()
+            before = next(f for f in frames if f["frame_id"] == frame_id)
+            loop = 12  # the replay: 6 normal then 6 failure pictures, looped
+            page.click(f"#strip .card[data-frame='{frame_id}'] button[data-label=ok]")
+
+            def answered() -> dict | None:
+                found = [
+                    f for f in service.get("/api/cameras/printer/frames").json() if f["frame_id"] == frame_id
+                ]
+                return found[0] if found and found[0]["answer"] == "ok" else None
+
+            labelled = service.wait(answered, timeout=20, what="the frame answered ok")
+            assert labelled["answer_ids"]
+            page.wait_for_selector(f"#strip .card[data-frame='{frame_id}'] button[data-label=withdraw]")
+
+            def again() -> dict | None:
+                step = before["sequence"]
+                frames = service.get("/api/cameras/printer/frames").json()
+                later = [f for f in frames if f["sequence"] > step and (f["sequence"] - step) % loop == 0]
+                return later[0] if later else None
+
+            repeat = service.wait(again, timeout=30, what="the same picture analysed again")
+            assert repeat["score"] < before["score"], (before, repeat)
+            page.screenshot(path=str(tmp_path / "console-strip-phone.png"), full_page=True)
+            page.click(f"#strip .card[data-frame='{frame_id}'] button[data-label=withdraw]")
+            service.wait(lambda: answered() is None, timeout=20, what="the answer taken back")
+        finally:
+            browser.close()
+    for shot in tmp_path.glob("console-*.png"):
+        keep_artefact(shot)

@@ -87,10 +87,32 @@ def stream(request: Request, name: str) -> StreamingResponse:
                              headers={"Cache-Control": "no-store"})  # fmt: skip
 
 
+@router.get("/cameras/{name}/frames")
+def recent_frames(request: Request, name: str) -> list[dict[str, Any]]:
+    """The camera's recent analysed frames, newest first, each answerable by its ``frame_id``
+    (``label``: ``<frame_id> ok|failure``; ``withdraw``: the frame id): score, verdict, ``unsure`` (the
+    detector's uncertain band), ``question`` (the camera asks about it), ``answer`` and ``answer_ids``."""
+    sink = sink_of(request)
+    camera = known_camera(request, name)
+    asked = sink.context.state_of(camera).get("questions")
+    asked = asked if isinstance(asked, list) else []
+    questions = [str(q.get("frame_id")) for q in asked if isinstance(q, dict)]
+    return sink.frames.list(camera, questions)
+
+
+@router.get("/cameras/{name}/frames/{frame_id}.jpg", response_class=Response, responses={**JPEG, **NOT_FOUND})
+def recent_frame(request: Request, name: str, frame_id: str) -> Response:
+    """A recent frame of the strip, small (128 x 96)."""
+    data = sink_of(request).frames.thumbnail(known_camera(request, name), frame_id)
+    if data is None:
+        raise HTTPException(404, "that frame is no longer kept")
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
+
 @router.get("/events", response_class=StreamingResponse)
 def events(request: Request) -> StreamingResponse:
     """Server-sent events: ``camera``, ``state``, ``alert``, ``alert_update``, ``printer``, ``device``,
-    ``calibration`` (see :mod:`appliance.api.events`)."""
+    ``calibration``, ``frames`` (a recent frame answered or withdrawn; see :mod:`appliance.api.events`)."""
     body = sink_of(request).events.stream(request.is_disconnected)
     return StreamingResponse(body, media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})  # fmt: skip

@@ -24,6 +24,7 @@ from appliance.api.alerts_store import AlertsStore
 from appliance.api.auth import TokenAuth, resolve_token
 from appliance.api.events import EventBroadcaster
 from appliance.api.metrics import ApiMetrics
+from appliance.api.recent_frames import RecentFrames
 from appliance.decision import Alert, Transition
 from appliance.detector import Detection
 from appliance.service.commands import Command, CommandKind
@@ -68,6 +69,7 @@ class ApiSink:
         relay = config.hardware.relay
         self.active = ActiveAlerts(relay.action if relay is not None else None, config.alarm.countdown_s)
         self._telemetry: dict[str, dict[str, Any]] = {}  # alert id -> the telemetry anomaly behind it
+        self.frames = RecentFrames(self.cameras)  # the console's strip of answerable recent frames
         self.server: Any = None
         event_hub(context).listen(self._on_device_event)
 
@@ -89,6 +91,7 @@ class ApiSink:
         with self._lock:
             view.frame, view.detection, view.result = result.frame, result.detection, result.to_json()
         self.metrics.observe(result)
+        self.frames.add(result)
         now = time.monotonic()
         if now - view.last_event_at >= CAMERA_EVENT_INTERVAL_S:
             view.last_event_at = now
@@ -139,7 +142,11 @@ class ApiSink:
         """The service's ``answer`` event: the alert's entry gets the answer and its ids; an answer
         naming a frame changes no alert."""
         camera, alert_id = str(payload.get("camera")), payload.get("alert")
-        if payload.get("frame") is not None or not alert_id or not payload.get("learned"):
+        if payload.get("frame") is not None:
+            if self.frames.answered(payload):
+                self.events.publish("frames", {"camera": camera, "frame": payload.get("frame")})
+            return
+        if not alert_id or not payload.get("learned"):
             return
         answer = "false_alarm" if payload.get("label") == "ok" else "real_failure"
         ids, learner = list(payload.get("answer_ids") or []), payload.get("learner")
@@ -154,6 +161,8 @@ class ApiSink:
 
     def _withdrawn(self, payload: dict[str, Any]) -> None:
         camera, key = str(payload.get("camera")), str(payload.get("key"))
+        if self.frames.withdrawn(payload):
+            self.events.publish("frames", {"camera": camera, "frame": key})
         self.active.withdrawn(camera, key, payload.get("learner"))
         for entry in self.alerts.withdrawn(camera, key, payload.get("learner")):
             self.events.publish("alert_update", entry)

@@ -51,6 +51,8 @@ class FrameResult:
     analysed: int
     #: the cloud judge's verdict on this frame ({failure, confidence, kind, description}), if asked
     cloud: dict[str, object] | None = None
+    #: the id an answer names this frame by (``label`` command, the console's strip of recent frames)
+    frame_id: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -59,6 +61,7 @@ class FrameResult:
             "frame": self.frame.sequence,
             "analysed": self.analysed,
             "fps": round(self.fps, 2),
+            "frame_id": self.frame_id,
             **self.detection.to_json(),
         }
 
@@ -244,7 +247,8 @@ class CameraPipeline:
         transition = self.engine.observe(is_failure, detection.score, now)
         self._count(now)
         result = FrameResult(
-            self.name, frame, detection, is_failure, self.engine.state, self.fps, self.analysed, cloud
+            self.name, frame, detection, is_failure, self.engine.state, self.fps, self.analysed, cloud,
+            self.last_frame_id,
         )
         for sink in self.sinks:
             sink.on_frame(result)

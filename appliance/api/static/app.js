@@ -182,6 +182,37 @@ function setLive() {
   }
 }
 
+// -- the strip of recent frames: one tap teaches the camera -------------------------------------
+let stripTouched = 0;
+function frameCard(camera, f) {
+  const marks = (f.question ? "?" : "") + (f.unsure ? "~" : "");
+  const base = "/api/cameras/" + encodeURIComponent(camera) + "/frames/" + encodeURIComponent(f.frame_id);
+  const card = el("div", { class: "card " + f.verdict + (f.question ? " question" : "") + (f.answer ? " answered" : ""), dataset: { frame: f.frame_id } },
+    el("img", { src: base + ".jpg", alt: "frame " + f.frame_id, loading: "lazy" }),
+    el("div", { class: "caption" }, el("span", { class: "mark", text: marks }), Number(f.score).toFixed(2) + " " + f.verdict),
+    el("div", { class: "answer", text: f.answer ? "you: " + f.answer : "" }),
+    el("div", { class: "buttons tiny" },
+      el("button", { dataset: { label: "ok" }, class: f.answer === "ok" ? "chosen" : "ghost", text: "OK" }),
+      el("button", { dataset: { label: "failure" }, class: f.answer === "failure" ? "chosen danger" : "danger", text: "Failure" }),
+      f.answer ? el("button", { dataset: { label: "withdraw" }, class: "ghost", text: "Undo" }) : null));
+  card.addEventListener("click", (event) => {
+    const label = event.target.dataset ? event.target.dataset.label : null;
+    if (!label) return;
+    stripTouched = Date.now();
+    const done = () => setTimeout(() => loadFrames(true), 300);
+    if (label === "withdraw") act("Answer taken back", () => command(camera, "withdraw", f.frame_id).then(done));
+    else act("Frame answered " + label, () => command(camera, "label", f.frame_id + " " + label).then(done));
+  });
+  return card;
+}
+async function loadFrames(force) {
+  if (!state.camera || state.tab !== "live" || $("app").hidden) return;
+  if (!force && Date.now() - stripTouched < 6000) return; // the user is answering: keep the cards still
+  const camera = state.camera;
+  const frames = await api("GET", "/api/cameras/" + encodeURIComponent(camera) + "/frames");
+  $("strip").replaceChildren(...(frames.length ? frames.map((f) => frameCard(camera, f)) : [el("p", { class: "hint", text: "No frame analysed yet." })]));
+}
+
 // -- answering alerts (the panel and the Alerts tab) ---------------------------------------------
 function answer(camera, alertId, word, label) {
   return act(label, () => command(camera, word, alertId).then(() => setTimeout(() => { refresh(); if (state.tab === "history") loadHistory(); }, 400)));
@@ -263,6 +294,7 @@ function showTab(name) {
   document.querySelectorAll("nav button").forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
   document.querySelectorAll(".tab").forEach((t) => { t.hidden = t.id !== "tab-" + name; });
   if (name === "history") loadHistory().catch((e) => toast(e.message));
+  if (name === "live") loadFrames(true).catch(() => {});
   if (name === "zones") loadZones().catch((e) => toast(e.message));
   if (name === "settings") api("GET", "/api/config").then((c) => { $("settings").textContent = JSON.stringify(c, null, 2); }).catch((e) => toast(e.message));
 }
@@ -271,7 +303,7 @@ function wire() {
   $("login-form").addEventListener("submit", (e) => { signIn(e).catch((err) => { $("login-error").textContent = err.message; }); });
   $("signout").addEventListener("click", () => { signOut().catch(() => {}); });
   document.querySelectorAll("nav button").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
-  $("camera").addEventListener("change", (e) => { state.camera = e.target.value; setLive(); render(); });
+  $("camera").addEventListener("change", (e) => { state.camera = e.target.value; setLive(); render(); loadFrames(true).catch(() => {}); });
   $("overlay").addEventListener("change", setLive);
   const target = () => ({ camera: state.alert ? state.alert.camera : state.camera });
   $("ack").addEventListener("click", () => act("Acknowledged", () => post("/api/control/acknowledge", target()).then(() => setTimeout(refresh, 400))));
@@ -312,6 +344,7 @@ function listen() {
   if (state.events) state.events.close();
   const events = new EventSource("/api/events");
   state.events = events;
+  events.addEventListener("frames", () => loadFrames(true).catch(() => {}));
   for (const kind of ["alert", "alert_update", "state", "calibration", "device"]) {
     events.addEventListener(kind, () => { refresh(); if (state.tab === "history") loadHistory().catch(() => {}); });
   }
@@ -334,6 +367,9 @@ function start() {
   listen();
   setInterval(refresh, 2000);
   setInterval(tick, 250);
+  loadFrames(true).catch(() => {});
+  setInterval(() => loadFrames(false).catch(() => {}), 4000);
+  $("strip").addEventListener("pointerdown", () => { stripTouched = Date.now(); });
 }
 
 localStorage.removeItem("layerwatchToken"); // older consoles kept the token here
