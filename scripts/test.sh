@@ -8,8 +8,8 @@
 # 2. `udevadm verify` (scripts/get-udevadm-verify.sh: unpacked from bookworm-backports, cached).
 # 3. The venv (default .venv, the one scripts/demo.sh uses; LAYERWATCH_VENV=DIR picks another) with
 #    Layerwatch and its extras, installed once and again only when pyproject.toml changes.
-# Arguments go to pytest (scripts/test.sh tests/test_config.py -x). PY=python runs with that Python
-# as it is (no install at all).
+# Arguments go to pytest (scripts/test.sh tests/test_config.py -x); --install-only stops after step 3.
+# PY=python runs with that Python as it is (no install at all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
@@ -81,6 +81,10 @@ elif ! "$PY" -c 'import ruff, mypy, pytest, xdist' 2>/dev/null; then
   exit 2
 fi
 
+if [ "${1:-}" = "--install-only" ]; then
+  echo "installed: the Debian packages, udevadm verify, $PY"
+  exit 0
+fi
 echo "== ruff, mypy"
 "$PY" -m ruff check appliance tests scripts image-build
 "$PY" -m ruff format --check appliance tests scripts
