@@ -7,8 +7,10 @@ relay switched, test alarm sounded).
 
 A flood of commands must not starve the analysis (issue 33 item 5: 5,000 MQTT commands in 10 s on a
 contended CPU took it from 10 to 0.1 frames/s). So commands get a bounded share of each turn of the
-loop and a bounded queue: :meth:`CommandQueue.drain` hands out at most ``PER_DRAIN`` commands per turn
-(the rest wait for the next one, a frame or a quarter second later), and :meth:`CommandQueue.submit` drops
+loop and a bounded queue: :meth:`CommandQueue.stream` (what the loop reads) hands out at most
+``PER_DRAIN`` commands and stops once ``TURN_BUDGET_S`` of the turn went on them (an acknowledge that
+rewrites the alert history costs milliseconds on a busy SD card); the rest wait for the next turn, a frame
+or a quarter second later. :meth:`CommandQueue.submit` drops
 a command from outside (``origin`` ``mqtt`` or ``api``) once ``MAX_QUEUED`` are waiting, counting the
 drops (``dropped``) and logging ``commands: N dropped so far`` at the first and every 100th. Commands
 the appliance makes itself (the button, the printer link, the loop) are never dropped.
@@ -19,14 +21,17 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
-MAX_QUEUED = 1000  # commands waiting before those from outside are dropped (about 100 kB)
+MAX_QUEUED = 500  # commands waiting before those from outside are dropped (seconds of work at most)
 PER_DRAIN = 100  # commands handled per turn of the analysis loop
+TURN_BUDGET_S = 0.025  # seconds of one turn of the loop that commands may take (turns: 4-10+ a second)
 FLOOD_ORIGINS = frozenset({"mqtt", "api"})  # where a flood can come from: only these are ever dropped
 
 
@@ -44,6 +49,7 @@ class CommandKind(enum.StrEnum):
     CANCEL_PRINT = "cancel_print"  # ask the linked printer to cancel its job
     IGNORE_ZONES = "ignore_zones"  # value: tuple of appliance.detector.ignore_zones.Zone (empty: none)
     ADD_EXAMPLES = "add_examples"  # value: {"label": ok|failure, "images": [BGR arrays]}: uploaded examples
+    SETTINGS = "settings"  # value: the changed settings of appliance.config.settings_file, applied live
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,24 @@ class CommandQueue:
         if settled:  # the flood is over: the final count
             self._report(self.dropped)
         return commands
+
+    def stream(self, budget_s: float = TURN_BUDGET_S) -> Iterator[Command]:
+        """The oldest waiting commands, one at a time, while fewer than ``per_drain`` were handed out and
+        less than ``budget_s`` passed since the first (the caller handles each before asking for the
+        next, so its work counts); what is left waits for the next call."""
+        started = time.monotonic()
+        for _ in range(self.per_drain):
+            if time.monotonic() - started >= budget_s:
+                return
+            with self._lock:
+                if not self._queue:
+                    break
+                command = self._queue.popleft()
+            yield command
+        with self._lock:
+            settled = self.dropped != self._reported and not self._queue
+        if settled:
+            self._report(self.dropped)
 
     def __len__(self) -> int:
         return len(self._queue)

@@ -261,7 +261,8 @@ class Service:
         return [Command(CommandKind.ANSWER, camera=name, value=value, origin="button") for name in active]
 
     def _handle_commands(self) -> None:
-        for command in (c for raw in self.commands.drain() for c in self._rewrite(raw)):
+        # a bounded share of the turn (count and time: CommandQueue.stream), the rest next turn (issue 33)
+        for command in (c for raw in self.commands.stream() for c in self._rewrite(raw)):
             logger.info(
                 "command %s (camera %s) from %s", command.kind.value, command.camera or "all", command.origin
             )
