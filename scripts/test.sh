@@ -50,7 +50,10 @@ install_debian_packages() {
     sudo=(sudo -n)
   fi
   echo "== Debian packages: ${missing[*]}"
-  "${sudo[@]}" apt-get update -qq
+  if ! "${sudo[@]}" apt-get update -qq; then
+    say "apt-get update failed (above), so ${missing[*]} cannot be installed; fix the apt sources, then: apt-get install -y ${missing[*]}"
+    exit 1
+  fi
   if ! "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
     local broken=()
     for package in "${missing[@]}"; do

@@ -41,3 +41,62 @@ def test_the_test_command_installs_the_debian_packages_the_tests_and_docs_use():
     docs = " ".join(p.read_text() for p in [REPO / "README.md", *(REPO / "docs").glob("*.md")])
     if "mosquitto_pub" in docs:
         assert "mosquitto-clients" in packages
+
+
+def _stub(folder: Path, name: str, body: str) -> None:
+    path = folder / name
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+
+
+def _run_test_sh(tmp_path: Path, uid: int, sudo_works: bool, apt_works: bool):  # type: ignore[no-untyped-def]
+    """scripts/test.sh with dpkg-query saying mosquitto and ffmpeg are missing; id, sudo and apt-get stubs
+    (apt-get records its calls): nothing on the machine is installed or changed."""
+    import os
+    import subprocess
+
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    calls = tmp_path / "apt-calls"
+    _stub(
+        stubs,
+        "dpkg-query",
+        'case "$*" in *mosquitto\\ *|*" mosquitto"|*ffmpeg) exit 1;; esac; echo "install ok installed"',
+    )
+    _stub(stubs, "id", f'[ "$1" = "-u" ] && echo {uid} || exec /usr/bin/id "$@"')
+    _stub(stubs, "sudo", 'if [ "$1" = "-n" ]; then shift; fi; ' + ('exec "$@"' if sudo_works else "exit 1"))
+    _stub(
+        stubs,
+        "apt-get",
+        f'echo "$*" >> {calls}; case "$*" in *update*) exit 0;; esac; '
+        + ("exit 0" if apt_works else "exit 100"),
+    )
+    _stub(stubs, "systemctl", "exit 0")
+    env = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "LAYERWATCH_VENV": str(tmp_path / "venv")}
+    env.pop("PY", None)
+    proc = subprocess.run(
+        [REPO / "scripts" / "test.sh", "--install-only"], capture_output=True, text=True, timeout=60, env=env
+    )
+    return proc, calls.read_text().splitlines() if calls.exists() else []
+
+
+def test_without_root_or_sudo_one_line_names_the_missing_packages(tmp_path: Path):
+    proc, apt = _run_test_sh(tmp_path, uid=1000, sudo_works=False, apt_works=True)
+    assert proc.returncode == 1 and apt == []
+    [line] = proc.stderr.splitlines()
+    assert line == (
+        "scripts/test.sh: missing Debian packages: mosquitto ffmpeg; "
+        "install them with: sudo apt-get install -y mosquitto ffmpeg"
+    )
+    assert not (tmp_path / "venv").exists()  # nothing ran
+
+
+def test_a_package_apt_cannot_install_is_named_before_anything_runs(tmp_path: Path):
+    proc, apt = _run_test_sh(tmp_path, uid=0, sudo_works=False, apt_works=False)
+    assert proc.returncode == 1
+    assert any(
+        "install -y -qq --no-install-recommends" in call and "mosquitto ffmpeg" in call for call in apt
+    )
+    [line] = [text for text in proc.stderr.splitlines() if text.startswith("scripts/test.sh:")]
+    assert "apt-get cannot install mosquitto ffmpeg" in line and "apt-get install -y mosquitto ffmpeg" in line
+    assert not (tmp_path / "venv").exists()
