@@ -17,6 +17,7 @@ evidence image was written, and what to try next.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import tempfile
@@ -127,6 +128,8 @@ def run_demo(rate_fps: float, loop: bool, port: int | None, stream: TextIO | Non
     from appliance.service.runner import Service
 
     out = stream or sys.stdout
+    if stream is None:  # `layerwatch demo | head`: a closed pipe ends the demo, as with any command
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if port:
         problem = port_taken(port)
         if problem:
