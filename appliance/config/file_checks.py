@@ -10,6 +10,9 @@ error: a webcam is unplugged and plugged in again, so that camera is ``camera_of
 device appears (:mod:`appliance.sources.usb`) while the others are watched; :func:`file_warnings` says
 so for ``check-config``.
 
+A YOLO box model's ``failure_classes`` are checked against the model's own class names (its metadata,
+or ``class_names``), as the detector will check them at start: a name the model lacks is an error here.
+
 Wiring: :func:`appliance.config.loader.load_config` calls :func:`file_problems` after validation.
 """
 
