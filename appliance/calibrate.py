@@ -23,7 +23,7 @@ from appliance.sources import FrameSource, build_source
 
 logger = logging.getLogger(__name__)
 
-GIVE_UP_S = 10.0  # seconds without a frame before calibrate gives up (the command ends within 15 s)
+GIVE_UP_S = 8.0  # seconds without a frame before calibrate gives up (the command ends within 15 s)
 
 
 def _pick_camera(config: LayerwatchConfig, name: str | None) -> CameraConfig:
@@ -77,7 +77,7 @@ def capture_frames(
                     last_frame_at = time.monotonic()
     finally:
         sources_log.setLevel(level)
-        cv2.utils.logging.setLogLevel(cv_level)
+    cv2.utils.logging.setLogLevel(cv_level)  # not after giving up: a grabber still opening stays quiet
     return frames
 
 
