@@ -58,3 +58,22 @@ def test_calibrate_gives_up_within_15_s_with_one_line(tmp_path: Path, server, ca
     assert "camera prusa" in line and f"rtsp://***@127.0.0.1:{port}/stream1" in line and cause in line, line
     assert "hunter2" not in line and "admin" not in line
     assert not (tmp_path / "state" / "cameras" / "prusa" / "calibration.npz").exists()
+
+
+def test_calibrate_on_a_camera_that_delivers_saves_the_calibration(
+    tmp_path: Path, synthetic_clip: Path
+) -> None:
+    """The camera is tried before the model loads; a camera that delivers is calibrated as before."""
+    config = tmp_path / "layerwatch.toml"
+    config.write_text(
+        f'[service]\nstate_dir = "{tmp_path / "state"}"\n[[cameras]]\nname = "prusa"\n'
+        f'source = {{ type = "replay", path = "{synthetic_clip}", rate_fps = 20 }}\n'
+        "calibration = { frames = 16, interval_s = 0.05 }\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "appliance", "calibrate", "--config", str(config)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "state" / "cameras" / "prusa" / "calibration.npz").is_file()
+    assert "calibration saved" in proc.stdout
