@@ -70,3 +70,49 @@ def test_calibration_skips_a_bomb_among_the_failure_pictures(tmp_path: Path) -> 
     (tmp_path / "real.jpg").unlink()
     with pytest.raises(CalibrationError):
         read_image_folder(tmp_path, 320 * 240)
+
+
+def test_a_snapshot_camera_answering_a_pixel_bomb_is_a_source_error() -> None:
+    """An HTTP snapshot camera (a local server on 127.0.0.1) answering a 12000 x 12000 PNG: refused from
+    its header (a SourceError naming the size), never decoded; an endless answer is cut at the byte cap."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from appliance.config.sources import HttpSnapshotSourceConfig
+    from appliance.errors import SourceError
+    from appliance.sources import build_source, http_snapshot
+
+    bomb = pixel_bomb()
+    answers = {"/bomb.png": bomb, "/huge.jpg": b"\xff\xd8" + b"\0" * (3 * 1024 * 1024)}
+
+    class Camera(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = answers[self.path]
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Camera)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    limit = http_snapshot.SNAPSHOT_MAX_BYTES
+    try:
+        config = HttpSnapshotSourceConfig(url=f"{base}/bomb.png", retries=0, timeout_s=5.0)
+        with build_source("printer", config) as source, pytest.raises(SourceError, match="12000 x 12000"):
+            source.read()
+        http_snapshot.SNAPSHOT_MAX_BYTES = 1024 * 1024
+        config = HttpSnapshotSourceConfig(url=f"{base}/huge.jpg", retries=0, timeout_s=5.0)
+        with build_source("printer", config) as source, pytest.raises(SourceError, match="more than"):
+            source.read()
+    finally:
+        http_snapshot.SNAPSHOT_MAX_BYTES = limit
+        server.shutdown()
+        server.server_close()
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024 < 50

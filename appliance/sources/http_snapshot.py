@@ -10,9 +10,10 @@ fetches a fresh picture, so the frame is always as new as the request; there is 
   ``read()`` also caps the whole call). A failed request (connection error, timeout, HTTP 5xx or
   429, a body that is not an image) is retried ``retries`` times, ``retry_delay_s`` seconds apart;
   401/403/404 are not retried because asking again will not help.
-- The body is decoded with ``cv2.imdecode`` once its header (PNG, JPEG or BMP) says it has at most
-  ``SNAPSHOT_MAX_PIXELS`` (:mod:`appliance.image_guard`: no decompression bomb); a body that is not
-  such an image raises :class:`~appliance.errors.SourceError` (after the retries), never crashes.
+- The body (read up to ``SNAPSHOT_MAX_BYTES``) is decoded with ``cv2.imdecode`` once its header (PNG,
+  JPEG or BMP) says it has at most ``SNAPSHOT_MAX_PIXELS`` (:mod:`appliance.image_guard`: no
+  decompression bomb); a body that is not such an image raises :class:`~appliance.errors.SourceError`
+  (after the retries), never crashes.
 - The password, the URL's user info and secret-looking query values (``pwd=``, ``token=``...) are
   never logged: messages use the redacted URL and scrub library error texts.
 """
@@ -41,6 +42,7 @@ _NOT_RETRIED = {401: "check username, password and auth scheme", 403: "access de
 #: the most pixels a snapshot may have (8K): its camera's size is only known from its answers, so the
 #: limit against a decompression bomb (appliance.image_guard) is the largest camera there is
 SNAPSHOT_MAX_PIXELS = 7680 * 4320
+SNAPSHOT_MAX_BYTES = 32 * 1024 * 1024  # the most of an answer that is read (an 8K JPEG is a few MB)
 
 
 class _BadImageError(Exception):
@@ -128,7 +130,7 @@ class HttpSnapshotSource(FrameSource):
 
     def _fetch(self, session: requests.Session, timeout_s: float) -> np.ndarray:
         try:
-            response = session.get(self.config.url, timeout=timeout_s)
+            response = session.get(self.config.url, timeout=timeout_s, stream=True)
         except requests.Timeout as exc:
             raise SourceUnavailableError(
                 f"camera {self.name!r}: {self._redacted}: no answer within {timeout_s:g} s"
@@ -138,14 +140,8 @@ class HttpSnapshotSource(FrameSource):
             raise SourceUnavailableError(
                 f"camera {self.name!r}: {self._redacted}: {type(exc).__name__}: {detail}"
             ) from exc
-        status = response.status_code
-        if status >= 400:
-            reason = redact_text(response.reason or "", self._secrets)
-            message = f"camera {self.name!r}: {self._redacted}: HTTP {status} {reason}"
-            if status in _NOT_RETRIED:
-                raise _RefusedError(f"{message} ({_NOT_RETRIED[status]})")
-            raise SourceUnavailableError(message)
-        body = response.content
+        with response:  # streamed: the body is read up to SNAPSHOT_MAX_BYTES, never more
+            body = self._body(response, timeout_s)
         kind = response.headers.get("Content-Type", "no Content-Type")
         try:  # the header first: a picture larger than any camera's is refused before it is decoded
             return decode_image(body, SNAPSHOT_MAX_PIXELS, f"camera {self.name!r}")
@@ -155,6 +151,27 @@ class HttpSnapshotSource(FrameSource):
         except ValueError:
             pass
         raise _BadImageError(f"returned {len(body)} bytes of {kind} that do not decode as an image")
+
+    def _body(self, response: requests.Response, timeout_s: float) -> bytes:
+        status = response.status_code
+        if status >= 400:
+            reason = redact_text(response.reason or "", self._secrets)
+            message = f"camera {self.name!r}: {self._redacted}: HTTP {status} {reason}"
+            if status in _NOT_RETRIED:
+                raise _RefusedError(f"{message} ({_NOT_RETRIED[status]})")
+            raise SourceUnavailableError(message)
+        body = bytearray()
+        try:
+            for chunk in response.iter_content(65536):
+                body += chunk
+                if len(body) > SNAPSHOT_MAX_BYTES:
+                    raise _BadImageError(f"returned more than {SNAPSHOT_MAX_BYTES} bytes: not a snapshot")
+        except requests.RequestException as exc:
+            detail = redact_text(str(exc), self._secrets)
+            raise SourceUnavailableError(
+                f"camera {self.name!r}: {self._redacted}: {type(exc).__name__} while reading: {detail}"
+            ) from exc
+        return bytes(body)
 
     def _deliver(self, image: np.ndarray) -> Frame:
         frame = Frame(image=image, timestamp=time.time(), sequence=self._sequence)
