@@ -134,11 +134,29 @@ class PrinterControl:
                 self.hub.emit(
                     "printer_countdown_cancelled", {"camera": camera, "alert": alert_id, "action": action}
                 )
+        elif command.kind == CommandKind.SETTINGS:
+            self.apply_settings(command.value or {})
         elif command.kind in NOW_ACTIONS and self._linked(command.camera):
             action = "pause" if command.kind == CommandKind.PAUSE_PRINT else "cancel"
             with self._cond:
                 self._now_actions.append((command.camera or "", action, f"command from {command.origin}"))
                 self._cond.notify_all()
+
+    def apply_settings(self, value: dict[str, Any]) -> None:
+        """The console's settings (:mod:`appliance.config.settings_file`), live: the next countdown's
+        length, the action, watching only while printing (re-checked at the next poll)."""
+        if "countdown_s" in value:
+            self.countdown_s = float(value["countdown_s"])
+        if "action" in value:
+            self.config.action = value["action"]
+        if "watch_only_while_printing" in value:
+            self.config.watch_only_while_printing = bool(value["watch_only_while_printing"])
+            self._last_active = None  # the next poll decides again
+            if not self.config.watch_only_while_printing and self._paused_monitoring:
+                self._paused_monitoring = False
+                self.commands.submit(Command(CommandKind.RESUME, camera=self.config.camera, origin="printer"))
+        only = ", watching only while printing" if self.config.watch_only_while_printing else ""
+        logger.info("printer: settings now %s after %.0f s%s", self.config.action, self.countdown_s, only)
 
     # -- the action thread -------------------------------------------------------------------
     def _next_job(self) -> tuple[str, str, str] | None:

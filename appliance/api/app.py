@@ -4,6 +4,7 @@
 * :mod:`.routes_control`: everything that changes something (bearer token always);
 * :mod:`.routes_bridge`: the Printer Realtime Bridge's ``/api/printers`` and ``/api/printer/{id}``;
 * :mod:`.routes_session`: the console's login (``/api/session``);
+* :mod:`.routes_settings`: the settings a user changes often (``/api/settings``);
 * :mod:`.headers`: the Content-Security-Policy and the other security headers on every answer;
 * ``GET /metrics`` (:mod:`.metrics`), ``GET /`` and ``/static/*`` (the console, package data under
   ``appliance/api/static``, no build step).
@@ -20,7 +21,7 @@ from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from appliance.api import routes_bridge, routes_control, routes_session, routes_status
+from appliance.api import routes_bridge, routes_control, routes_session, routes_settings, routes_status
 from appliance.api.access import read_access
 from appliance.api.headers import SecurityHeaders
 
@@ -51,6 +52,8 @@ def build_app(sink: ApiSink) -> FastAPI:
     app.include_router(routes_control.router)
     app.include_router(routes_bridge.router, dependencies=reads, responses=denied)
     app.include_router(routes_session.router)
+    app.include_router(routes_settings.read_router, dependencies=reads, responses=denied)
+    app.include_router(routes_settings.router)
     metrics_deps = [] if sink.api.public_metrics else reads
     metrics_answers: Answers = {
         200: {"content": {CONTENT_TYPE_LATEST: {}}},

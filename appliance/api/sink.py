@@ -125,6 +125,8 @@ class ApiSink:
                     if reason == "print_ended_unanswered" and answered:
                         reason = "print_ended"
                     self._closed(alert_id, reason, acknowledged=now if reason == "acknowledged" else None)
+        elif command.kind == CommandKind.SETTINGS and "countdown_s" in (command.value or {}):
+            self.config.alarm.countdown_s = self.active.countdown_s = float(command.value["countdown_s"])
         elif command.kind in (CommandKind.RECALIBRATE, CommandKind.IGNORE_ZONES, CommandKind.ADD_EXAMPLES):
             for camera in cameras:
                 state = self.context.state_of(camera)

@@ -31,6 +31,7 @@ from appliance.config.error_text import explain, tree_secrets
 from appliance.config.file_checks import file_problems
 from appliance.config.model import DEFAULT_CONFIG_PATH, LayerwatchConfig
 from appliance.config.reference import suggestion
+from appliance.config.settings_file import merge_settings
 from appliance.errors import ConfigError
 
 EX_CONFIG = 78  # sysexits.h: configuration error
@@ -328,6 +329,7 @@ def _load(path: Path | None, environ: Mapping[str, str], tree: dict[str, Any]) -
         tree.update(read_toml(path))
     origins: dict[str, str] = {}
     apply_overrides(tree, environ, origins)
+    settings_problems = merge_settings(tree, origins)  # the console's settings.json (issue 32)
     try:
         config = LayerwatchConfig.model_validate(tree)
     except ValidationError as exc:
@@ -339,7 +341,7 @@ def _load(path: Path | None, environ: Mapping[str, str], tree: dict[str, Any]) -
         if not path.exists():
             raise ConfigError([("(file)", f"{path} does not exist (and no env RTSP_URL names a camera)")])
         raise ConfigError([("cameras", "at least one [[cameras]] table (or env RTSP_URL) is needed")])
-    problems = file_problems(config)
+    problems = settings_problems + file_problems(config)
     if problems:
         raise ConfigError(problems)
     return config

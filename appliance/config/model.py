@@ -123,6 +123,11 @@ class CameraConfig(StrictModel):
     source: SourceConfig
     decision: DecisionConfig = Field(default_factory=DecisionConfig)
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+    sensitivity: float = Field(
+        0.0, ge=-3, le=3,
+        description="Shift of the camera's failure threshold in logits: +1 alerts sooner, -1 later (the "
+        "console's Settings keep it in <state_dir>/settings.json).",
+    )  # fmt: skip
 
     @field_validator("name")
     @classmethod

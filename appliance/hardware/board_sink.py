@@ -211,6 +211,9 @@ class BoardSink:
                 self.alarm.silence("acknowledge")
             if self.relay is not None:
                 self.relay.cancel(command.camera)
+        elif command.kind == CommandKind.SETTINGS and self.relay is not None:
+            if "countdown_s" in (command.value or {}):  # the console's settings: the next countdown
+                self.relay.countdown_s = float(command.value["countdown_s"])
         elif command.kind == CommandKind.TEST_ALARM:
             logger.info("test alarm from %s for %.1f s", command.origin, self.test_s)
             self.test_until = self.clock() + self.test_s

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ from appliance.detector import (
     Detection,
     Verdict,
     load_calibration,
+    verdict_for,
 )
 from appliance.detector.bundle import ModelBundle
 from appliance.detector.camera_learner import Answer, CameraLearner
@@ -141,6 +143,8 @@ class CameraPipeline:
         #: called with every frame read (the calibration worker takes its frames from here)
         self.on_frame_read: Callable[[Frame], None] | None = None
         self.calibrating = False  # a recalibration is queued or in progress (state payload)
+        #: the camera's threshold shift in logits (cameras.sensitivity; the console's settings)
+        self.sensitivity = config.sensitivity
         #: the service's storage health: evidence images that cannot be written are reported to it
         self.storage: StorageHealth | None = None
         self.reload_calibration()
@@ -209,6 +213,19 @@ class CameraPipeline:
         return len(answers)
 
     @property
+    def threshold(self) -> float:
+        """The failure threshold at the camera's sensitivity: ``sigmoid(logit(threshold) - sensitivity)``."""
+        base = min(max(float(self.scoring.threshold), 1e-6), 1 - 1e-6)
+        return 1.0 / (1.0 + math.exp(self.sensitivity - math.log(base / (1 - base))))
+
+    def sensitised(self, detection: Detection) -> Detection:
+        """The detector's verdict at the camera's sensitivity (unchanged at 0)."""
+        if not self.sensitivity:
+            return detection
+        verdict = verdict_for(detection.score, self.threshold, float(self.scoring.band))
+        return replace(detection, verdict=verdict)
+
+    @property
     def state(self) -> CameraState:
         return self.engine.state
 
@@ -238,6 +255,7 @@ class CameraPipeline:
             self.on_frame_read(frame)
         with self.model_lock:
             detection = self.detector.analyse(frame.image, self.scoring)
+        detection = self.sensitised(detection)
         is_failure, cloud = self.resolve(frame, detection)
         self.last_frame_id = self.answers.observe(frame.sequence, detection.features, frame.image, is_failure)
         if self._judge_verdict is not None:
@@ -249,7 +267,7 @@ class CameraPipeline:
         result = FrameResult(
             self.name, frame, detection, is_failure, self.engine.state, self.fps, self.analysed, cloud,
             self.last_frame_id,
-        )
+        )  # fmt: skip
         for sink in self.sinks:
             sink.on_frame(result)
         if transition is not None:
@@ -346,6 +364,8 @@ class CameraPipeline:
             "problems": list(self.problems) + (self.storage.messages() if self.storage else []),
             "storage": self.storage.state() if self.storage else "ok",
             "calibrating": self.calibrating,
+            "sensitivity": self.sensitivity,
+            "threshold": round(self.threshold, 4),
             "backend": self.detector.backend_name,
             "last_alert": alert.id if alert else None,
             "alert_active": self.engine.alert_active(),

@@ -283,6 +283,10 @@ class Service:
                     pipeline.add_examples(command.value["images"], command.value["label"])
                 elif command.kind == CommandKind.ANSWER:
                     self._answer(pipeline, command)
+                elif command.kind == CommandKind.SETTINGS and "sensitivity" in (command.value or {}):
+                    pipeline.sensitivity = pipeline.config.sensitivity = float(command.value["sensitivity"])
+                    logger.info("camera %s: sensitivity %+.2f (threshold %.3f)", pipeline.name,
+                                pipeline.sensitivity, pipeline.threshold)  # fmt: skip
                 elif command.kind == CommandKind.PRINT_FINISHED:
                     self._print_finished(pipeline, command)
                 elif command.kind == CommandKind.WITHDRAW:

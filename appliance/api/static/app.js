@@ -263,6 +263,42 @@ async function loadHistory() {
   $("history").replaceChildren(...(alerts.length ? alerts.map(historyItem) : [el("li", { text: "No alerts yet." })]));
 }
 
+// -- settings a user changes often ---------------------------------------------------------------
+let loadedSettings = null;
+async function loadSettings() {
+  const s = await api("GET", "/api/settings");
+  loadedSettings = s;
+  const cam = s.cameras[state.camera] || { sensitivity: 0, threshold: null };
+  $("set-camera").textContent = state.camera;
+  $("set-sensitivity").value = cam.sensitivity;
+  $("set-sensitivity-out").textContent = (cam.sensitivity > 0 ? "+" : "") + Number(cam.sensitivity).toFixed(2);
+  $("set-threshold").textContent = cam.threshold == null ? "-" : Number(cam.threshold).toFixed(3);
+  $("set-countdown").value = s.countdown_s;
+  const printer = s.printer;
+  $("set-action").disabled = $("set-watch-only").disabled = !printer;
+  $("set-no-printer").hidden = !!printer;
+  if (printer) { $("set-action").value = printer.action; $("set-watch-only").checked = printer.watch_only_while_printing; }
+  $("settings-file").textContent = s.file;
+}
+async function saveSettings(event) {
+  event.preventDefault();
+  const s = loadedSettings;
+  if (!s) return;
+  const body = { camera: state.camera };
+  const cam = s.cameras[state.camera] || { sensitivity: 0 };
+  const sensitivity = Number($("set-sensitivity").value), countdown = Number($("set-countdown").value);
+  if (sensitivity !== Number(cam.sensitivity)) body.sensitivity = sensitivity;
+  if (countdown !== Number(s.countdown_s)) body.countdown_s = countdown;
+  if (s.printer && $("set-action").value !== s.printer.action) body.action = $("set-action").value;
+  if (s.printer && $("set-watch-only").checked !== s.printer.watch_only_while_printing) body.watch_only_while_printing = $("set-watch-only").checked;
+  if (Object.keys(body).length === 1) { $("settings-status").textContent = "Nothing changed."; return; }
+  try {
+    await post("/api/settings/change", body);
+    $("settings-status").textContent = "Saved and applied.";
+    setTimeout(() => loadSettings().catch(() => {}), 600);
+  } catch (e) { $("settings-status").textContent = "Not saved: " + e.message; }
+}
+
 // -- ignore zones ------------------------------------------------------------------------------
 function drawZones() {
   const canvas = $("zone-canvas"), img = $("zone-frame");
@@ -296,12 +332,15 @@ function showTab(name) {
   if (name === "history") loadHistory().catch((e) => toast(e.message));
   if (name === "live") loadFrames(true).catch(() => {});
   if (name === "zones") loadZones().catch((e) => toast(e.message));
+  if (name === "settings") loadSettings().catch((e) => toast(e.message));
   if (name === "settings") api("GET", "/api/config").then((c) => { $("settings").textContent = JSON.stringify(c, null, 2); }).catch((e) => toast(e.message));
 }
 
 function wire() {
   $("login-form").addEventListener("submit", (e) => { signIn(e).catch((err) => { $("login-error").textContent = err.message; }); });
   $("signout").addEventListener("click", () => { signOut().catch(() => {}); });
+  $("settings-form").addEventListener("submit", (e) => { saveSettings(e); });
+  $("set-sensitivity").addEventListener("input", (e) => { const v = Number(e.target.value); $("set-sensitivity-out").textContent = (v > 0 ? "+" : "") + v.toFixed(2); });
   document.querySelectorAll("nav button").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
   $("camera").addEventListener("change", (e) => { state.camera = e.target.value; setLive(); render(); loadFrames(true).catch(() => {}); });
   $("overlay").addEventListener("change", setLive);
