@@ -5,6 +5,7 @@
 * :mod:`.routes_bridge`: the Printer Realtime Bridge's ``/api/printers`` and ``/api/printer/{id}``;
 * :mod:`.routes_session`: the console's login (``/api/session``);
 * :mod:`.routes_settings`: the settings a user changes often (``/api/settings``);
+* :mod:`.routes_history`: print review (``/api/jobs``: outcome, frames, timelapse, labelling a print);
 * :mod:`.headers`: the Content-Security-Policy and the other security headers on every answer;
 * ``GET /metrics`` (:mod:`.metrics`), ``GET /`` and ``/static/*`` (the console, package data under
   ``appliance/api/static``, no build step).
@@ -21,7 +22,14 @@ from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from appliance.api import routes_bridge, routes_control, routes_session, routes_settings, routes_status
+from appliance.api import (
+    routes_bridge,
+    routes_control,
+    routes_history,
+    routes_session,
+    routes_settings,
+    routes_status,
+)
 from appliance.api.access import read_access
 from appliance.api.headers import SecurityHeaders
 
@@ -54,6 +62,8 @@ def build_app(sink: ApiSink) -> FastAPI:
     app.include_router(routes_session.router)
     app.include_router(routes_settings.read_router, dependencies=reads, responses=denied)
     app.include_router(routes_settings.router)
+    app.include_router(routes_history.read_router, dependencies=reads, responses=denied)
+    app.include_router(routes_history.router)
     metrics_deps = [] if sink.api.public_metrics else reads
     metrics_answers: Answers = {
         200: {"content": {CONTENT_TYPE_LATEST: {}}},

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -205,7 +206,9 @@ class CameraPipeline:
             with self.model_lock:  # shared with the calibration worker
                 features = self.detector.analyse(image, self.scoring).features
             if features is not None:
-                answers.append(Answer(label, "user", features.phi, features.s0, frame_id="upload"))
+                # each its own frame id: the learner replaces an answer given again for the same frame id
+                upload_id = f"upload-{secrets.token_hex(4)}"
+                answers.append(Answer(label, "user", features.phi, features.s0, frame_id=upload_id))
         if answers:
             self.answers.learner.add(answers)
             self.answers._save()

@@ -263,6 +263,61 @@ async function loadHistory() {
   $("history").replaceChildren(...(alerts.length ? alerts.map(historyItem) : [el("li", { text: "No alerts yet." })]));
 }
 
+// -- print review --------------------------------------------------------------------------------
+function duration(job) {
+  if (!job.ended) return "printing";
+  const s = Math.round(job.ended - job.started);
+  return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+}
+function labelJob(job, camera, failedFrom) {
+  const what = failedFrom == null ? "It was fine" : "Failed from here";
+  return act(what, async () => {
+    const r = await post("/api/jobs/" + encodeURIComponent(job.id) + "/label", { camera, failed_from: failedFrom });
+    toast(what + ": the camera learns " + r.ok + " normal and " + r.failure + " failure frame(s)");
+  });
+}
+async function reviewJob(job, item) {
+  const camera = (job.cameras || [])[0];
+  const base = "/api/jobs/" + encodeURIComponent(job.id);
+  const query = "?camera=" + encodeURIComponent(camera || "");
+  const frames = await api("GET", base + "/frames" + query);
+  const parts = [];
+  if ((job.timelapse_cameras || []).includes(camera)) {
+    parts.push(el("video", { class: "timelapse", controls: "", preload: "metadata", src: base + "/timelapse.mp4" + query }));
+  }
+  const step = Math.max(1, Math.ceil(frames.length / 24));
+  const shown = frames.filter((f, i) => i % step === 0);
+  const strip = el("div", { class: "strip" }, ...shown.map((f) => {
+    const card = el("div", { class: "card", dataset: { time: f.time } },
+      el("img", { src: base + "/frames/" + encodeURIComponent(f.name) + query, alt: "frame at " + clock(f.time), loading: "lazy" }),
+      el("div", { class: "caption", text: clock(f.time) }),
+      el("div", { class: "buttons tiny" }, el("button", { class: "danger", dataset: { from: f.time }, text: "Failed from here" })));
+    return card;
+  }));
+  strip.addEventListener("click", (event) => {
+    const from = event.target.dataset ? event.target.dataset.from : undefined;
+    if (from !== undefined && confirm("The print failed from " + clock(Number(from)) + " on?")) labelJob(job, camera, Number(from));
+  });
+  const fine = el("button", { class: "ghost", text: "It was fine" });
+  fine.addEventListener("click", () => labelJob(job, camera, null));
+  parts.push(frames.length ? strip : el("p", { class: "hint", text: "No frames were saved for this print." }), el("div", { class: "buttons" }, fine));
+  item.querySelector(".review").replaceChildren(...parts);
+}
+function jobItem(job) {
+  const open = el("button", { class: "ghost", text: "Review" });
+  const item = el("li", { dataset: { job: job.id } },
+    el("div", {}, el("strong", { text: job.name }), " ", el("span", { class: "badge " + (job.outcome || "printing"), text: job.outcome || "printing" }), el("br"),
+      new Date(job.started * 1000).toLocaleString() + " · " + duration(job) + " · " + (job.alerts || []).length + " alert(s)" +
+      (job.progress != null ? " · " + job.progress + " %" : "")),
+    open, el("div", { class: "review" }));
+  open.addEventListener("click", () => reviewJob(job, item).catch((e) => toast(e.message)));
+  return item;
+}
+async function loadJobs() {
+  const jobs = await api("GET", "/api/jobs?limit=30");
+  $("jobs").replaceChildren(...(jobs.length ? jobs.map(jobItem) : [el("li", { text: "No prints recorded yet ([history] enabled = true records them)." })]));
+}
+
 // -- settings a user changes often ---------------------------------------------------------------
 let loadedSettings = null;
 async function loadSettings() {
@@ -331,6 +386,7 @@ function showTab(name) {
   document.querySelectorAll(".tab").forEach((t) => { t.hidden = t.id !== "tab-" + name; });
   if (name === "history") loadHistory().catch((e) => toast(e.message));
   if (name === "live") loadFrames(true).catch(() => {});
+  if (name === "prints") loadJobs().catch((e) => toast(e.message));
   if (name === "zones") loadZones().catch((e) => toast(e.message));
   if (name === "settings") loadSettings().catch((e) => toast(e.message));
   if (name === "settings") api("GET", "/api/config").then((c) => { $("settings").textContent = JSON.stringify(c, null, 2); }).catch((e) => toast(e.message));
