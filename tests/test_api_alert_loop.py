@@ -82,6 +82,10 @@ def test_answer_ids_published_withdraw_by_alert_id_and_temperatures_on_their_own
             events = subscriber.json_on(f"{BASE}/event")
             assert not [e for e in events if e.get("type") == "printer_temperatures"]
             assert len(subscriber.json_on(f"{BASE}/printer/temperatures")) >= 3
+            # "don't watch this print" over MQTT
+            subscriber.client.publish(f"{BASE}/printer/skip_print/set", b"PRESS", qos=1)
+            service.wait(lambda: service.camera()["state"] == "paused" and service.camera()["skipping_print"],
+                         timeout=20, what="not watching this print")  # fmt: skip
 
 
 def test_a_print_ending_closes_its_alert_and_the_next_print_starts_clean(tmp_path: Path):

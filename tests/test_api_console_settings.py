@@ -30,7 +30,8 @@ JOB = {"state": "Printing", "progress": {"completion": 10.0}, "job": {"file": {"
 def test_settings_saved_applied_at_once_and_kept_across_a_restart(tmp_path: Path):
     sync_api = pytest.importorskip("playwright.sync_api")
     with serving((204, None, {})) as octoprint:
-        octoprint.responder = lambda r: (200, JOB, {}) if r.path == "/api/job" else None
+        job = {"value": JOB}
+        octoprint.responder = lambda r: (200, job["value"], {}) if r.path == "/api/job" else None
         printer = (f'[printer]\ntype = "octoprint"\nurl = "{octoprint.url}"\napi_key = "k3y"\n'
                    'poll_interval_s = 0.5\naction = "pause"\n')  # fmt: skip
         with api_service(tmp_path, extra=printer) as service, sync_api.sync_playwright() as pw:
@@ -63,6 +64,17 @@ def test_settings_saved_applied_at_once_and_kept_across_a_restart(tmp_path: Path
                 }  # fmt: skip
                 assert service.status()["printer_action"] == "cancel"
                 page.screenshot(path=str(tmp_path / "console-settings-1280.png"), full_page=True)
+                # "don't watch this print": paused until the print ends, then watching again
+                page.click("nav button[data-tab=live]")
+                page.click("#skip-print")
+                skipped = lambda: service.camera()["state"] == "paused" and service.camera()["skipping_print"]  # noqa: E731
+                service.wait(skipped, timeout=20, what="not watching this print")
+                page.wait_for_function(
+                    "document.getElementById('facts').textContent.includes('not this print')"
+                )
+                job["value"] = {"state": "Operational", "progress": {"completion": 100.0}}
+                service.wait(lambda: service.camera()["state"] != "paused", timeout=20, what="watching again")
+                assert not service.camera()["skipping_print"]
             finally:
                 browser.close()
             # refused, naming the key; nothing stored
@@ -72,6 +84,7 @@ def test_settings_saved_applied_at_once_and_kept_across_a_restart(tmp_path: Path
         assert stored == {"alarm": {"countdown_s": 30.0}, "cameras": {"printer": {"sensitivity": 1.5}},
                           "printer": {"action": "cancel", "watch_only_while_printing": False}}  # fmt: skip
         # a restart keeps them
+        job["value"] = JOB
         with api_service(tmp_path, extra=printer) as service:
             again = service.get("/api/settings").json()
             assert again["cameras"]["printer"]["sensitivity"] == 1.5 and again["countdown_s"] == 30

@@ -70,6 +70,7 @@ class ApiSink:
         self.active = ActiveAlerts(relay.action if relay is not None else None, config.alarm.countdown_s)
         self._telemetry: dict[str, dict[str, Any]] = {}  # alert id -> the telemetry anomaly behind it
         self.frames = RecentFrames(self.cameras)  # the console's strip of answerable recent frames
+        self.skipping_print: set[str] = set()  # cameras told not to watch the current print
         self.server: Any = None
         event_hub(context).listen(self._on_device_event)
 
@@ -125,6 +126,10 @@ class ApiSink:
                     if reason == "print_ended_unanswered" and answered:
                         reason = "print_ended"
                     self._closed(alert_id, reason, acknowledged=now if reason == "acknowledged" else None)
+        elif command.kind == CommandKind.SKIP_PRINT:
+            self.skipping_print.update(cameras)
+        elif command.kind in (CommandKind.RESUME, CommandKind.PRINT_FINISHED):
+            self.skipping_print.difference_update(cameras)
         elif command.kind == CommandKind.SETTINGS and "countdown_s" in (command.value or {}):
             self.config.alarm.countdown_s = self.active.countdown_s = float(command.value["countdown_s"])
         elif command.kind in (CommandKind.RECALIBRATE, CommandKind.IGNORE_ZONES, CommandKind.ADD_EXAMPLES):
@@ -205,6 +210,7 @@ class ApiSink:
             printer = dict(self.printer) if self.printer.get("camera") in (None, camera) else {}
         status: dict[str, Any] = {"name": camera, **result, **self.context.state_of(camera)}
         status["countdown"] = self.countdown(camera)
+        status["skipping_print"] = camera in self.skipping_print
         status["printer"] = printer or None
         return status
 

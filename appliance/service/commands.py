@@ -50,6 +50,7 @@ class CommandKind(enum.StrEnum):
     IGNORE_ZONES = "ignore_zones"  # value: tuple of appliance.detector.ignore_zones.Zone (empty: none)
     ADD_EXAMPLES = "add_examples"  # value: {"label": ok|failure, "images": [BGR arrays]}: uploaded examples
     SETTINGS = "settings"  # value: the changed settings of appliance.config.settings_file, applied live
+    SKIP_PRINT = "skip_print"  # do not watch the current print: monitoring paused until the print ends
 
 
 @dataclass(frozen=True)

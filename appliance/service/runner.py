@@ -80,6 +80,8 @@ class Service:
         #: recalibrations run beside the loop, one at a time (issue 14, defect 4); shares the model's lock
         self.calibration = CalibrationWorker(threading.Lock())
         self._last_tick = 0.0
+        #: cameras told not to watch the current print (skip_print): watching again when it ends
+        self.skipping_print: set[str] = set()
         self.ready = False
         self.consecutive_errors = 0
         self._in_blocking_call = False
@@ -273,6 +275,7 @@ class Service:
                 elif command.kind == CommandKind.PAUSE:
                     pipeline.emit(pipeline.engine.pause(), {"command": "pause"})
                 elif command.kind == CommandKind.RESUME:
+                    self.skipping_print.discard(pipeline.name)
                     pipeline.emit(pipeline.engine.resume(now), {"command": "resume"})
                 elif command.kind == CommandKind.RECALIBRATE:
                     frames = command.value.get("frames") if isinstance(command.value, dict) else None
@@ -287,6 +290,10 @@ class Service:
                     pipeline.sensitivity = pipeline.config.sensitivity = float(command.value["sensitivity"])
                     logger.info("camera %s: sensitivity %+.2f (threshold %.3f)", pipeline.name,
                                 pipeline.sensitivity, pipeline.threshold)  # fmt: skip
+                elif command.kind == CommandKind.SKIP_PRINT:
+                    self.skipping_print.add(pipeline.name)
+                    logger.info("camera %s: not watching this print (until it ends)", pipeline.name)
+                    pipeline.emit(pipeline.engine.pause(), {"command": "skip_print"})
                 elif command.kind == CommandKind.PRINT_FINISHED:
                     self._print_finished(pipeline, command)
                 elif command.kind == CommandKind.WITHDRAW:
@@ -312,6 +319,9 @@ class Service:
         if pipeline.engine.alert_active():
             self.commands.submit(Command(CommandKind.ACKNOWLEDGE, pipeline.name, origin="print_end"))
         pipeline.emit(pipeline.engine.end_print(), {"command": "print_end"})
+        if pipeline.name in self.skipping_print:  # the skipped print is over: watch the next one
+            self.skipping_print.discard(pipeline.name)
+            pipeline.emit(pipeline.engine.resume(time.monotonic()), {"command": "print_end"})
 
     def _answer(self, pipeline: CameraPipeline, command: Command) -> None:
         """An answer from the user; "false alarm" on an alert also acknowledges it (silence, no countdown).

@@ -51,6 +51,7 @@ COMMANDS: dict[str, tuple[CommandKind | None, str]] = {
     "relay": (CommandKind.RELAY, "switch"),
     "recalibrate": (CommandKind.RECALIBRATE, "press"),
     "pause_print": (CommandKind.PAUSE_PRINT, "press"),
+    "skip_print": (CommandKind.SKIP_PRINT, "press"),  # don't watch this print (until it ends)
     "false_alarm": (CommandKind.ANSWER, "alert"),
     "real_failure": (CommandKind.ANSWER, "alert"),
     "label": (CommandKind.ANSWER, "label"),

@@ -83,7 +83,8 @@ function current() { return state.status ? state.status.cameras.find((c) => c.na
 function renderFacts(cam) {
   const printer = cam.printer ? cam.printer.state + (cam.printer.progress != null ? " " + cam.printer.progress + " %" : "") : "-";
   const learner = cam.learner ? (cam.learner.failure + " failure / " + cam.learner.ok + " ok examples") : "-";
-  const facts = [["State", cam.state], ["Camera", cam.camera_status], ["Frames/s", cam.fps], ["Analysed", cam.analysed],
+  const watching = cam.skipping_print ? "not this print (again when it ends)" : cam.state === "paused" ? "paused" : "yes";
+  const facts = [["State", cam.state], ["Watching", watching], ["Camera", cam.camera_status], ["Frames/s", cam.fps], ["Analysed", cam.analysed],
     ["Calibration", cam.calibration || "not calibrated"], ["Learned", learner], ["Backend", cam.backend], ["Printer", printer]];
   $("facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v ?? "-" })]));
 }
@@ -411,6 +412,7 @@ function wire() {
   });
   $("pause").addEventListener("click", () => act("Monitoring paused", () => post("/api/control/pause", { camera: state.camera })));
   $("resume").addEventListener("click", () => act("Monitoring resumed", () => post("/api/control/resume", { camera: state.camera })));
+  $("skip-print").addEventListener("click", () => act("Not watching this print", () => command(state.camera, "skip_print", "")));
   $("test-alarm").addEventListener("click", () => act("Test alarm sent", () => post("/api/control/test_alarm", { camera: state.camera })));
   $("calibrate").addEventListener("click", () => act("Calibration started", () =>
     post("/api/cameras/" + encodeURIComponent(state.camera) + "/calibrate", { frames: Number($("cal-frames").value) })));
