@@ -1,20 +1,21 @@
 """``python -m appliance.training``: reproduce the shipped model in ``models/`` from the training data.
 
-1. per dev fold (:data:`appliance.training.data.FOLDS`), train the **dev models** (seeds ``seed`` ..
-   ``seed + dev_seeds - 1``) on everything but that fold's hold-out and export them;
-2. measure each dev model on **real frames only** (:mod:`appliance.training.real_devsets`: the fold's held-out
-   web source as a camera and the bed camera's held-out prints, manifest seeds ``0 .. eval_seeds - 1``), in
-   the three protocols of ``layerwatch eval`` (normal-only, 10 ok + 5 failure, ``--feedback``); the figures
-   go to ``--work/dev-figures.json`` and the log, pooled per camera and protocol. Nothing is tuned on them:
-   the camera's learner has no table to choose (:mod:`appliance.detector.learner`);
-3. train the **shipped model** (seed ``seed``) with the same recipe on all the data, export it to ``--out``
+The shipped recipe (third design) fine-tunes nothing: the network is EfficientNet-Lite0 with its ImageNet
+weights as they are, at 448 x 336, max pooled (``--steps`` > 0 brings back the second design's episodic
+fine-tuning). What "training" fits is the two linear failure heads on its int8 features.
+
+1. per dev fold (:data:`appliance.training.data.FOLDS`), build the **dev models** (seeds ``seed`` ..
+   ``seed + dev_seeds - 1``): heads fitted on everything but that fold's hold-out, exported;
+2. measure each dev model on **real frames only** (:mod:`appliance.training.dev_figures`: the fold's
+   held-out web source as a camera, the bed camera's held-out prints and the in-chamber camera's events,
+   manifest seeds ``0 .. eval_seeds - 1``) in every protocol of ``layerwatch eval``; the figures go to
+   ``--work/dev-figures.json`` and the log, pooled per camera and protocol. Nothing is tuned on them;
+3. build the **shipped model** (seed ``seed``) with the same recipe on all the data, export it to ``--out``
    and measure its latency (``--dev-only`` stops after step 2: for trying a recipe, e.g. ``--width 320
    --height 240``).
 
-Fixed seeds: on one machine every model after the first one trained in the process comes out
-byte-identical, the shipped model included (21.6-24.6 minutes on the 2 cores of the AVX-512 Xeon, four dev
-models and the shipped one, 192 x 144); the first one (fold a, seed 0) has come out differently from run to
-run, cause not found (models/README.md, "Known limits"). ``--skip-dev`` trains only the shipped model.
+About 8 minutes a model on 2 cores, most of it int8 calibration (ONNX Runtime's percentile histograms and
+LiteRT's calibrator over 128 frames). ``--skip-dev`` builds only the shipped model.
 """
 
 from __future__ import annotations
@@ -26,26 +27,18 @@ import random
 import shutil
 import time
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from appliance.training.backbone import EmbeddingNet
-from appliance.training.data import DEFAULT_DATA, FOLDS, DevFold, read_manifest
+from appliance.training.data import DEFAULT_DATA, FOLDS, read_manifest
+from appliance.training.dev_figures import dev_runs, measure
 from appliance.training.pipeline import write_bundle
 from appliance.training.train import train
 
 REPO = Path(__file__).resolve().parents[2]
 logger = logging.getLogger("appliance.training")
-
-
-class DevRun(NamedTuple):
-    """One dev model: its bundle folder, its fold and its seed."""
-
-    directory: Path
-    fold: DevFold
-    seed: int
 
 
 def _seed(seed: int) -> None:
@@ -77,42 +70,6 @@ def _train_and_export(
         extra=extra,
         ship_tflite_fp32=not shipped,
     )
-
-
-def _measure_dev(runs: list[DevRun], data: Path, work: Path, eval_seeds: int) -> dict:
-    """Every dev model on its fold's real-frame manifests, in the three protocols; pooled per camera."""
-    from appliance.evaluate import run_eval
-    from appliance.training import real_devsets
-
-    pooled: dict[str, dict[str, list[dict]]] = {}
-    for run in runs:
-        for manifest_seed in range(eval_seeds):
-            out = work / f"real-s{manifest_seed}" / run.fold.name
-            csvs = {path.stem: path for path in real_devsets.build(data, out, run.fold, manifest_seed)}
-            protocols = {
-                "normal-only": (csvs["real_normal_only"], False),
-                "10 ok + 5 failure": (csvs["real_normal_failure"], False),
-                "feedback": (csvs["real_normal_failure"], True),
-            }
-            for protocol, (csv_file, feedback) in protocols.items():
-                result = run_eval(csv_file, run.directory / "layerwatch.json", feedback=feedback)
-                tag = f"{protocol.replace(' ', '')}-s{manifest_seed}"
-                (run.directory / f"eval-real-{tag}.json").write_text(json.dumps(result, indent=1) + "\n")
-                for camera, figures in result["cameras"].items():
-                    pooled.setdefault(camera, {}).setdefault(protocol, []).append(figures)
-    summary: dict[str, dict[str, dict]] = {}
-    for camera, by_protocol in sorted(pooled.items()):
-        for protocol, results in by_protocol.items():
-            f1 = [r["f1"] for r in results if r.get("f1") is not None]
-            entry = {
-                "f1_per_run": f1,
-                "false_alarm_rate": round(float(np.mean([r["false_alarm_rate"] for r in results])), 4),
-            }
-            if protocol == "feedback":
-                entry["answer_rate"] = round(float(np.mean([r["answer_rate"] for r in results])), 4)
-            summary.setdefault(camera, {})[protocol] = entry
-            logger.info("dev %s, %s: %s", camera, protocol, json.dumps(entry))
-    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,17 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         "steps": args.steps, "pooling": args.pooling, "cell_pool": args.cell_pool, "dev_folds": args.folds
     }  # fmt: skip
     folds = [FOLDS[name] for name in args.folds.split(",")]
-    runs = [
-        DevRun(args.work / (f"dev{fold.work_tag}" + (f"{i}" if i else "")), fold, args.seed + i)
-        for fold in folds
-        for i in range(args.dev_seeds)
-    ]
+    runs = dev_runs(args.work, folds, args.seed, args.dev_seeds)
     if not args.skip_dev:
         for run in runs:
             dev_samples = [s for s in samples if not run.fold.holds_out(s)]
             extra = {**recipe, "role": "dev", "seed": run.seed, "fold": run.fold.name}
             _train_and_export(dev_samples, args, run.directory, extra, seed=run.seed)
-        figures = _measure_dev(runs, args.data, args.work, args.eval_seeds)
+        figures = measure(runs, args.data, args.work, args.eval_seeds)
         (args.work / "dev-figures.json").write_text(json.dumps(figures, indent=1) + "\n")
         if args.dev_only:
             logger.info("dev models measured in %.0f s", time.monotonic() - start)

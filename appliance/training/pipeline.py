@@ -73,6 +73,28 @@ def order_variants(variants: list[tuple[dict[str, str], float]]) -> list[tuple[d
     return ordered
 
 
+def write_heads(
+    out: Path,
+    samples: list[Sample],
+    size: tuple[int, int],
+    grid: tuple[int, int],
+    seed: int,
+    prototypes_per_class: int = 32,
+) -> np.ndarray:
+    """Fit the prototypes and failure heads on ``out``'s int8 ONNX model's embeddings of ``samples`` and
+    write ``out/layerwatch.prototypes.npz``; returns the ok prototypes. Rerunning it on a bundle refits only
+    its heads (``python -m appliance.training.pipeline --heads DIR``)."""
+    int8 = out / INT8_FILE
+    labelled = [s for s in samples if s.label in ("ok", "failure")]
+    embs, patches = embed_files(int8, labelled, size)
+    labels = np.array([s.label for s in labelled])
+    ok = kmeans_prototypes(embs[labels == "ok"], prototypes_per_class, seed)
+    failure = kmeans_prototypes(embs[labels == "failure"], prototypes_per_class, seed)
+    head_w, head_b = fit_heads(*head_training_set(labelled, embs, patches, embedder(int8, size), grid, seed))
+    np.savez_compressed(out / PROTOTYPES_FILE, ok=ok, failure=failure, head_w=head_w, head_b=head_b)
+    return ok
+
+
 def write_bundle(
     net: EmbeddingNet,
     samples: list[Sample],
@@ -97,15 +119,7 @@ def write_bundle(
     quantize_int8(fp32, int8, frames)
     export_tflite(net, out / TFLITE_FP32_FILE)
     quantize_tflite(out / TFLITE_FP32_FILE, out / TFLITE_INT8_FILE, frames)
-    labelled = [s for s in samples if s.label in ("ok", "failure")]
-    embs, patches = embed_files(int8, labelled, size)
-    labels = np.array([s.label for s in labelled])
-    ok = kmeans_prototypes(embs[labels == "ok"], prototypes_per_class, seed)
-    failure = kmeans_prototypes(embs[labels == "failure"], prototypes_per_class, seed)
-    head_w, head_b = fit_heads(
-        *head_training_set(labelled, embs, patches, embedder(int8, size), net.grid, seed)
-    )
-    np.savez_compressed(out / PROTOTYPES_FILE, ok=ok, failure=failure, head_w=head_w, head_b=head_b)
+    ok = write_heads(out, samples, size, net.grid, seed, prototypes_per_class)
     variants = [
         ({"file": INT8_FILE, "format": "onnx", "precision": "int8"}, bench(int8, size)),
         ({"file": FP32_FILE, "format": "onnx", "precision": "fp32"}, bench(fp32, size)),
