@@ -106,14 +106,16 @@ class RunningService:
 
 def write_api_config(work: Path, replay: Path, port: int, extra: str = "", interval: float = 0.1,
                      api_extra: str = "", cooldown_s: float = 600.0,
-                     countdown_s: float = 120) -> Path:  # fmt: skip
+                     countdown_s: float = 120, source: str | None = None,
+                     alarm_extra: str = "") -> Path:  # fmt: skip
     config = work / "layerwatch.toml"
     config.write_text(
         f'[service]\nstate_dir = "{work / "state"}"\nanalysis_interval_s = {interval}\n'
         f'[[cameras]]\nname = "printer"\n'
-        f'source = {{ type = "replay", path = "{replay}", rate_fps = 0, loop = true }}\n'
+        + (source or f'source = {{ type = "replay", path = "{replay}", rate_fps = 0, loop = true }}')
+        + "\n"
         f"decision = {{ verify_interval_s = 0, cooldown_s = {cooldown_s} }}\n"
-        f"[alarm]\ncountdown_s = {countdown_s}\n"
+        f"[alarm]\ncountdown_s = {countdown_s}\n{alarm_extra}\n"
         f'[api]\nlisten = "127.0.0.1:{port}"\n{api_extra}\n' + extra
     )
     return config
@@ -122,7 +124,8 @@ def write_api_config(work: Path, replay: Path, port: int, extra: str = "", inter
 @contextmanager
 def api_service(work: Path, api_extra: str = "", env: dict[str, str] | None = None, calibrated: bool = True,
                 interval: float = 0.1, cooldown_s: float = 600.0, state_from: Path | None = None,
-                extra: str = "", countdown_s: float = 120) -> Iterator[RunningService]:  # fmt: skip
+                extra: str = "", countdown_s: float = 120,
+                source: str | None = None, alarm_extra: str = "") -> Iterator[RunningService]:  # fmt: skip
     """Start the service (token from the systemd credential ``api_token``) and wait for ``/api/``."""
     state = work / "state"
     if state_from is not None and not state.exists():
@@ -132,7 +135,8 @@ def api_service(work: Path, api_extra: str = "", env: dict[str, str] | None = No
     replay = replay_scene(work / "replay") if not (work / "replay").exists() else work / "replay"
     port = free_port()
     config = write_api_config(work, replay, port, extra=extra, api_extra=api_extra, interval=interval,
-                              cooldown_s=cooldown_s, countdown_s=countdown_s)  # fmt: skip
+                              cooldown_s=cooldown_s, countdown_s=countdown_s, source=source,
+                              alarm_extra=alarm_extra)  # fmt: skip
     creds = work / "creds"
     creds.mkdir(exist_ok=True)
     (creds / "api_token").write_text(TOKEN + "\n")

@@ -159,3 +159,38 @@ def test_start_up_with_a_print_running_never_records_a_job_interrupted_at_its_st
         jobs = json.loads((tmp_path / "state" / "history" / "jobs.json").read_text())
     assert len(jobs) == 20
     assert [j["outcome"] for j in jobs[:-1]] == ["interrupted"] * 19 and jobs[-1]["ended"] is None
+
+
+def test_a_camera_lost_during_a_print_raises_its_own_alert_and_pauses(tmp_path: Path, snapshot_server):  # type: ignore[no-untyped-def]
+    """Beyond the peers (issue 32): an HTTP camera that stops answering while the printer prints is an
+    alert of its own after alarm.camera_lost_alert_s; with camera_lost_pauses_print the printer is paused
+    after the countdown; the camera coming back ends the outage."""
+    with serving((204, None, {})) as octoprint:
+        octoprint.responder = lambda r: (200, _job("Printing", 20.0), {}) if r.path == "/api/job" else None
+        extra = (f'[printer]\ntype = "octoprint"\nurl = "{octoprint.url}"\napi_key = "k3y"\n'
+                 'poll_interval_s = 0.2\naction = "pause"\n')  # fmt: skip
+        source = f'source = {{ type = "http", url = "{snapshot_server.url()}", timeout_s = 1, retries = 0 }}'
+        alarm = "camera_lost_alert_s = 1\ncamera_lost_pauses_print = true"
+        with api_service(tmp_path, extra=extra, source=source, calibrated=False, countdown_s=1,
+                         alarm_extra=alarm) as service:  # fmt: skip
+            service.wait(lambda: service.camera().get("analysed", 0) > 2, what="frames from the camera")
+            with snapshot_server.lock:
+                snapshot_server.script.extend([503] * 100000)  # the camera goes away
+            lost = service.wait(
+                lambda: [a for a in service.status()["active_alerts"] if "offline" in (a.get("cause") or "")],
+                timeout=30, what="the camera-lost alert",
+            )[0]  # fmt: skip
+            assert lost["plan"]["kind"] == "printer" and "during a print" in lost["cause"]
+            done = service.wait(
+                lambda: [a for a in service.status()["active_alerts"] if a["alert"] == lost["alert"]
+                         and a["plan"]["phase"] == "done"], timeout=30, what="the print paused",
+            )  # fmt: skip
+            assert done and octoprint.posts("/api/job")[-1].json()["command"] == "pause"
+            history = next(a for a in service.get("/api/alerts").json() if a["id"] == lost["alert"])
+            assert history["image"] is None and "offline" in history["cause"]
+            with snapshot_server.lock:
+                snapshot_server.script.clear()  # back
+            service.wait(
+                lambda: service.camera()["camera_status"] == "online", timeout=30, what="camera back"
+            )
+    assert "during a print: the print is not watched" in (tmp_path / "service.log").read_text()

@@ -147,6 +147,15 @@ class AlarmConfig(StrictModel):
     buzzer_max_s: float = Field(
         default=300.0, ge=0, description="Longest the alarm sounds when nobody acknowledges it (seconds)."
     )
+    camera_lost_alert_s: float = Field(
+        default=30.0, ge=0, le=3600,
+        description="A camera offline or frozen this many seconds while its linked printer prints raises an "
+        "alert (0: never; needs a [printer] that is polled).",
+    )  # fmt: skip
+    camera_lost_pauses_print: bool = Field(
+        default=False,
+        description="That alert also runs the printer's countdown (pause or cancel after countdown_s).",
+    )
 
 
 class LayerwatchConfig(StrictModel):

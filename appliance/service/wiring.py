@@ -28,6 +28,7 @@ SINK_MODULES = (
     "appliance.hardware.board_sink",  # status LED, buzzer, relay, button
     "appliance.history.sink",  # job records, frames, timelapses, job messages
     "appliance.telemetry.sink",  # printer sensor anomalies (after mqtt.sink: uses its connection)
+    "appliance.actions.camera_loss",  # a camera offline or frozen during a print: its own alert
     "appliance.api",  # the local web console and HTTP API
 )
 
