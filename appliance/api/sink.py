@@ -111,7 +111,7 @@ class ApiSink:
                   "cloud_verdict": cloud, "cause": alert.cause, "telemetry": telemetry}  # fmt: skip
         entry = self.alerts.record(camera, fields, image=alert.cause is None)
         if not alert.repeat or self.active.alert_of(camera) != alert.id:
-            replaced = self.active.open(camera, alert.id, score, alert.cause)
+            replaced = self.active.open(camera, alert.id, score, alert.cause, telemetry)
             if replaced is not None:
                 self._closed(replaced, "replaced")
         self.events.publish("alert", {**entry, "countdown": self.countdown(camera)})

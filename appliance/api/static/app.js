@@ -132,6 +132,9 @@ function renderAlert() {
   state.alert = active;
   $("alert-title").textContent = active.cause ? "Printer alarm on " + active.camera : "Print failure on " + active.camera;
   $("alert-what").textContent = active.cause ? active.cause : "Score " + Number(active.score).toFixed(2) + " at " + clock(active.created) + " (alert " + active.alert + ").";
+  const facts = $("alert-telemetry");
+  facts.hidden = !active.telemetry;
+  if (active.telemetry) facts.replaceChildren(...telemetryFacts(active.telemetry).childNodes);
   $("alert-plan").textContent = planText(active);
   $("alert-answer").textContent = answerText(active);
   $("withdraw").hidden = !active.answer;
