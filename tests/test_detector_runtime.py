@@ -8,6 +8,7 @@ import sys
 import types
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -289,3 +290,22 @@ def test_auto_never_picks_by_speed(manifest: Path, tmp_path: Path, monkeypatch: 
     assert names == {"onnxruntime/fp32"}
     assert calls == ["onnx", "onnx", "onnx"]  # nothing else was opened or timed
     assert json.loads((tmp_path / "backend.json").read_text())["file"] == ONNX_FILE
+
+
+def test_the_shipped_models_verdicts_are_the_same_at_every_start(shipped_model: Path, tmp_path: Path) -> None:
+    """Two starts with ``auto`` (a fresh state folder, then the remembered choice) score real in-chamber
+    frames of the dev data identically: no timing race decides which runtime a camera's scores come from."""
+    from appliance.training.data import DEFAULT_DATA
+
+    chamber = DEFAULT_DATA / "images" / "chamber_centauri"
+    frames = sorted(chamber.rglob("*.jpg"))[:6] if chamber.is_dir() else []
+    if not frames:
+        pytest.skip(f"no dev frames in {DEFAULT_DATA}")
+    images = [cv2.imread(str(p)) for p in frames]
+    runs = []
+    for _ in range(2):
+        detector = load_detector(DetectorConfig(type="auto"), cache_dir=tmp_path)
+        runs.append([(detector.backend_name, detector.analyse(image)) for image in images])
+    assert {name for run in runs for name, _ in run} == {"onnxruntime/int8"}
+    for (_, first), (_, second) in zip(runs[0], runs[1], strict=True):
+        assert first.verdict == second.verdict and first.score == second.score
