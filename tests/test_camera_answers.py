@@ -140,3 +140,40 @@ def test_a_completed_print_gives_late_frames_as_normal_and_a_cancelled_one_its_a
     assert pipeline.scoring.learner.counts()["failure"] == 2
     assert pipeline.answers.print_ended(completed=False) == 0  # no alert in this print: nothing learned
     pipeline.source.close()
+
+
+def test_a_camera_asks_about_frames_it_is_unsure_of_within_its_budget(tmp_path: Path) -> None:
+    """Without a judge, a frame near the camera's threshold becomes a question in the state payload (at most
+    the budget's share of analysed frames); answering it through ``label`` teaches the camera and closes it.
+    A confident frame is never asked about."""
+    from appliance.detector.ask_policy import AskPolicy, logit_of
+
+    replay = bed_images(tmp_path / "replay", 1, 5, (120, 120, 120))  # one grey frame, looped
+    pipeline = _pipeline(tmp_path, replay)
+    assert pipeline.step(0.0) is not None and pipeline.last_frame_id is not None
+    pipeline.answer("ok", frame_id=pipeline.last_frame_id)  # the camera's normal look: scored ok from now
+    first = pipeline.step(0.5)
+    assert first is not None and first.detection.verdict.value == "ok"
+    relative = logit_of(first.detection.score) - logit_of(pipeline.scoring.threshold)
+    # a band that holds this frame, half of analysed frames, a cap of 3 an hour
+    pipeline.ask_policy = AskPolicy(share=0.5, per_hour=3, band_logit=abs(relative) + 1.0)
+    for n in range(1, 11):
+        assert pipeline.step(float(n)) is not None
+    questions = pipeline.state_payload()["questions"]
+    assert isinstance(questions, list) and len(questions) == 3  # the hourly cap
+    frame_id = questions[0]["frame_id"]
+    before = pipeline.scoring.learner.counts()["ok"]
+    assert pipeline.answer("ok", frame_id=frame_id) == 1
+    assert pipeline.scoring.learner.counts()["ok"] == before + 1
+    assert frame_id not in [q["frame_id"] for q in pipeline.state_payload()["questions"]]  # type: ignore[union-attr]
+    # a frame far from the threshold is never asked about
+    confident = _pipeline(tmp_path / "other", replay)
+    confident.step(0.0)
+    assert confident.last_frame_id is not None
+    confident.answer("ok", frame_id=confident.last_frame_id)
+    confident.ask_policy = AskPolicy(share=1.0, per_hour=100, band_logit=max(0.01, abs(relative) - 0.5))
+    for n in range(1, 11):
+        confident.step(float(n))
+    assert confident.state_payload()["questions"] == []
+    pipeline.source.close()
+    confident.source.close()

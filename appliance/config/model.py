@@ -59,7 +59,9 @@ class DetectorConfig(StrictModel):
     """The on-device model and how its score becomes a decision."""
 
     type: Literal["auto", "onnx", "litert"] = Field(
-        "auto", description="Inference backend; auto picks the fastest one available for the model files."
+        "auto",
+        description="Inference backend; auto runs the first variant of the model this machine can load "
+        "(int8 ONNX, else LiteRT), never the winner of a timing race.",
     )
     model: Path | None = Field(
         None, description="Model file (.onnx or .tflite); default: the model shipped with the package."

@@ -60,6 +60,9 @@ class CameraAnswers:
         self.state_dir = state_dir
         self.run = secrets.token_hex(3)
         self.recent: OrderedDict[str, RecentFrame] = OrderedDict()
+        #: frames the camera asked the user about (no judge), frame id -> score; gone once answered or
+        #: no longer kept (:mod:`appliance.detector.ask_policy`)
+        self.questions: OrderedDict[str, float] = OrderedDict()
         self.alert_frames: OrderedDict[str, list[str]] = OrderedDict()
         self._voting: deque[str] = deque(maxlen=ALERT_FRAMES)
         self._print_alerts: list[str] = []  # alerts raised since the last print ended
@@ -82,6 +85,17 @@ class CameraAnswers:
             self._voting.append(frame_id)
         return frame_id
 
+    def ask(self, frame_id: str, score: float) -> None:
+        """Ask the user about a kept frame (its learner is unsure of it)."""
+        if frame_id in self.recent:
+            self.questions[frame_id] = float(score)
+
+    def open_questions(self) -> list[dict[str, object]]:
+        """The questions still answerable, oldest first: ``{"frame_id", "score"}``."""
+        for frame_id in [f for f in self.questions if f not in self.recent]:
+            del self.questions[frame_id]
+        return [{"frame_id": f, "score": round(s, 4)} for f, s in self.questions.items()]
+
     def on_alert(self, alert_id: str) -> None:
         """The frames that voted failure up to this alert are its frames (for ``false_alarm`` etc.)."""
         self.alert_frames[alert_id] = list(self._voting)
@@ -101,6 +115,7 @@ class CameraAnswers:
         answers = []
         self.last_answer_ids = []
         for frame_id in frame_ids:
+            self.questions.pop(frame_id, None)
             recent = self.recent.get(frame_id)
             if recent is None:
                 logger.warning("camera %s: frame %s is no longer kept; answer ignored", self.camera, frame_id)

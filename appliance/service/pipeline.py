@@ -30,6 +30,7 @@ from appliance.detector import (
     load_calibration,
     verdict_for,
 )
+from appliance.detector.ask_policy import AskPolicy, logit_of
 from appliance.detector.bundle import ModelBundle
 from appliance.detector.camera_learner import Answer, CameraLearner
 from appliance.detector.ignore_zones import IgnoreMask, Zone, load_zones, save_zones
@@ -109,6 +110,7 @@ class CameraPipeline:
         sinks: list[ActionSink],
         uncertain_counts_as_failure: bool | None = None,
         judge: Judge | None = None,
+        ask_policy: AskPolicy | None = None,
     ):
         self.name = config.name
         self.config = config
@@ -123,6 +125,9 @@ class CameraPipeline:
             else uncertain_counts_as_failure
         )
         self.judge = judge
+        #: which frames this camera asks about to learn (the judge, or the user without one)
+        self.ask_policy = ask_policy or AskPolicy()
+        self._asks = False
         # CameraScoring (prototype) or BoxCameraScoring (yolo): the detector's own per-camera scoring
         self.scoring: Any = detector.scoring_for(None)
         self.answers = CameraAnswers(config.name, self.scoring.learner, state_dir)
@@ -157,8 +162,8 @@ class CameraPipeline:
         if calibration is not None:
             self.problems = [p for p in self.problems if not p.startswith(f"calibration of {self.name} ")]
         bundle = self.detector.bundle
-        # phi of the prototype detector: global + one cell embedding; a box model's rows vary in number
-        dim = 2 * int(bundle.prototypes["ok"].shape[1]) if isinstance(bundle, ModelBundle) else None
+        # phi of the prototype detector: its global embedding; a box model's rows vary in number
+        dim = int(bundle.prototypes["ok"].shape[1]) if isinstance(bundle, ModelBundle) else None
         stored = CameraLearner.load(
             self.state_dir, self.name, fingerprint, report=self.problems.append, feature_dim=dim
         )
@@ -259,8 +264,11 @@ class CameraPipeline:
         with self.model_lock:
             detection = self.detector.analyse(frame.image, self.scoring)
         detection = self.sensitised(detection)
+        self._asks = self._asks_to_learn(detection, now)
         is_failure, cloud = self.resolve(frame, detection)
         self.last_frame_id = self.answers.observe(frame.sequence, detection.features, frame.image, is_failure)
+        if self._asks and self.judge is None and detection.verdict != Verdict.FAILURE:
+            self.answers.ask(self.last_frame_id, detection.score)  # a question for the user
         if self._judge_verdict is not None:
             # the judge's verdict is an answer: the learner is told what the cloud saw in this frame
             label = "failure" if self._judge_verdict else "ok"
@@ -295,6 +303,8 @@ class CameraPipeline:
             purpose = "uncertain"
         elif detection.verdict == Verdict.OK and self.engine.burst_needs_every_frame():
             purpose = "verify"
+        elif self._asks:
+            purpose = "learn"  # the learner is unsure of it and the camera's question budget allows
         if purpose is not None and self.judge is not None:
             verdict = self.judge.judge(self.name, frame, detection, purpose)
             if verdict is not None:
@@ -305,6 +315,15 @@ class CameraPipeline:
         if detection.verdict == Verdict.UNCERTAIN:
             return self.uncertain_is_failure, None
         return detection.verdict == Verdict.FAILURE, None
+
+    def _asks_to_learn(self, detection: Detection, now: float) -> bool:
+        """Whether this frame is one the camera asks about to learn (:mod:`appliance.detector.ask_policy`):
+        called for every analysed frame, so the budget's credit follows the analysis rate."""
+        if detection.features is None:
+            return False
+        relative = logit_of(detection.score) - logit_of(self.scoring.threshold)
+        labels = sum(self.scoring.learner.counts().values())
+        return self.ask_policy.asks(relative, labels, now)
 
     @staticmethod
     def _verdict_teaches(purpose: str, detection: Detection, verdict: bool) -> bool:
@@ -363,6 +382,8 @@ class CameraPipeline:
             "calibration": self.scoring.calibration.summary if self.scoring.calibration else None,
             "ignore_zones": [z.to_json() for z in self.ignore.zones],
             "frame_id": self.last_frame_id,
+            # recent frames the camera asks the user about (no judge): answer with label/set
+            "questions": self.answers.open_questions(),
             "learner": self.scoring.learner.summary(),
             "problems": list(self.problems) + (self.storage.messages() if self.storage else []),
             "storage": self.storage.state() if self.storage else "ok",

@@ -29,6 +29,7 @@ from appliance.actions.dispatcher import event_hub
 from appliance.config.model import LayerwatchConfig
 from appliance.decision import CameraState
 from appliance.detector import AnyDetector, load_detector
+from appliance.detector.ask_policy import AskPolicy
 from appliance.errors import LayerwatchError
 from appliance.service.answer_checks import reject_answer, unknown_target
 from appliance.service.calibration_worker import CalibrationWorker
@@ -129,7 +130,11 @@ class Service:
         state_dir = self.config.service.state_dir
         for camera in self.config.cameras:
             source = build_source(camera.name, camera.source, self.detector.input_size)
-            pipeline = CameraPipeline(camera, source, self.detector, state_dir, self.sinks, judge=judge)
+            budget = self.config.cloud.budget
+            ask = AskPolicy(budget.ask_share, budget.ask_per_hour, budget.ask_half_support)
+            pipeline = CameraPipeline(
+                camera, source, self.detector, state_dir, self.sinks, judge=judge, ask_policy=ask
+            )
             pipeline.model_lock = self.calibration.model_lock
             pipeline.on_frame_read = functools.partial(self.calibration.offer, pipeline)
             pipeline.storage = self.context.storage
