@@ -60,6 +60,7 @@ def check_discovery(payload: dict, cameras: list[str]) -> None:
         assert components[f"layerwatch_{camera}_snapshot"]["image_topic"] == f"{BASE}/{camera}/snapshot"
     buttons = {c["command_topic"] for c in components.values() if c["p"] == "button"}
     assert {f"{BASE}/printer/acknowledge/set", f"{BASE}/test_alarm/set", f"{BASE}/pause_print/set"} <= buttons
+    assert f"{BASE}/printer/skip_print/set" in buttons or "printer" not in cameras
 
 
 def test_alert_everywhere_once_commands_and_discovery(

@@ -98,6 +98,7 @@ def _camera_components(config: MqttConfig, base: str, camera: str) -> dict[str, 
             for word, label, icon in (
                 ("false_alarm", "false alarm", "mdi:thumb-down"),
                 ("real_failure", "real failure", "mdi:thumb-up"),
+                ("skip_print", "don't watch this print", "mdi:eye-off"),  # until the print ends
             )
         },
     }
