@@ -66,3 +66,29 @@ def test_a_telemetry_alert_keeps_signal_value_and_limit_and_has_no_picture(tmp_p
     assert entry["telemetry"]["signal"] == "nozzle_temp" and entry["telemetry"]["limit"] == "[180, 250]"
     assert sink.alerts.image_path(alert.id) is None
     assert sink.countdown("printer")["telemetry"]["value"] == 262.0  # type: ignore[index]
+
+
+def test_the_strip_keeps_older_unsure_frames_and_lists_questions_first(tmp_path: Path):
+    """The strip of recent frames: the newest 24, older unsure ones kept apart (the camera's questions are
+    among them), questions first; an answer and its withdrawal show on the frame."""
+    import dataclasses
+
+    from appliance.api.recent_frames import KEPT, RecentFrames
+    from appliance.detector import Verdict
+
+    frames = RecentFrames(["printer"])
+    _, result, _ = synthetic_alert()
+    features = type("F", (), {})()
+    for n in range(KEPT * 2):
+        verdict = Verdict.UNCERTAIN if n == 3 else Verdict.OK
+        detection = dataclasses.replace(result.detection, verdict=verdict, features=features)
+        frames.add(dataclasses.replace(result, detection=detection, frame_id=f"run-{n}"))
+    listed = frames.list("printer", questions=["run-3"])
+    assert len(listed) == KEPT + 1 and listed[0]["frame_id"] == "run-3" and listed[0]["question"]
+    assert listed[0]["unsure"] and listed[1]["frame_id"] == f"run-{KEPT * 2 - 1}"
+    assert frames.thumbnail("printer", "run-3")[:2] == b"\xff\xd8"  # type: ignore[index]
+    answer = {"camera": "printer", "frame": "run-3", "label": "ok", "learned": 1, "answer_ids": ["a1"]}
+    assert frames.answered(answer)
+    assert frames.list("printer", [])[-1]["answer_ids"] == ["a1"]
+    assert frames.withdrawn({"camera": "printer", "key": "a1"})
+    assert frames.list("printer", [])[-1]["answer"] is None

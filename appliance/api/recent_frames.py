@@ -5,8 +5,10 @@ commands, by frame id).
 
 Called on the analysis thread, :meth:`RecentFrames.add` keeps only a small resized copy of the frame
 (``THUMB`` pixels, no encoding) and the numbers; the JPEG is made on the server's thread when the page
-asks for it. At most ``KEPT`` frames per camera, newer than what the camera's answers still keep
+asks for it. The newest ``KEPT`` frames per camera, and up to ``KEPT`` older unsure ones (the ones the
+camera asks about are among them), all newer than what the camera's answers still keep
 (:data:`appliance.service.camera_answers.RECENT_FRAMES`), so every frame listed can still be answered.
+Questions come first in the list.
 The service's ``answer`` / ``answer_withdrawn`` events mark the frames they name.
 """
 
@@ -50,6 +52,7 @@ class Kept:
 class RecentFrames:
     def __init__(self, cameras: list[str]):
         self._frames: dict[str, deque[Kept]] = {name: deque(maxlen=KEPT) for name in cameras}
+        self._unsure: dict[str, deque[Kept]] = {name: deque(maxlen=KEPT) for name in cameras}
         self._lock = threading.Lock()
 
     def add(self, result: FrameResult) -> None:
@@ -59,10 +62,16 @@ class RecentFrames:
         kept = Kept(result.frame_id, result.frame.sequence, time.time(), float(result.detection.score),
                     result.detection.verdict.value, small)  # fmt: skip
         with self._lock:
-            self._frames.setdefault(result.camera, deque(maxlen=KEPT)).append(kept)
+            frames = self._frames.setdefault(result.camera, deque(maxlen=KEPT))
+            if len(frames) == KEPT and frames[0].verdict == "uncertain":  # leaving the newest: kept apart
+                self._unsure.setdefault(result.camera, deque(maxlen=KEPT)).append(frames[0])
+            frames.append(kept)
+
+    def _all(self, camera: str) -> list[Kept]:
+        return [*self._unsure.get(camera, ()), *self._frames.get(camera, ())]
 
     def _find(self, camera: str, frame_id: str) -> Kept | None:
-        return next((k for k in self._frames.get(camera, ()) if k.frame_id == frame_id), None)
+        return next((k for k in self._all(camera) if k.frame_id == frame_id), None)
 
     def answered(self, payload: dict[str, Any]) -> bool:
         """An ``answer`` event naming a frame: the frame shows its label and answer ids."""
@@ -80,16 +89,17 @@ class RecentFrames:
         key = str(payload.get("key"))
         changed = False
         with self._lock:
-            for kept in self._frames.get(str(payload.get("camera")), ()):
+            for kept in self._all(str(payload.get("camera"))):
                 if key == kept.frame_id or key in kept.answer_ids:
                     kept.answer, kept.answer_ids, changed = None, [], True
         return changed
 
     def list(self, camera: str, questions: list[str]) -> list[dict[str, Any]]:
-        """Newest first; ``question``: the camera asks about this frame."""
+        """The camera's questions first, then newest first; ``question``: the camera asks about it."""
         with self._lock:
-            kept = list(self._frames.get(camera, ()))
-        return [{**k.to_json(), "question": k.frame_id in questions} for k in reversed(kept)]
+            kept = self._all(camera)
+        listed = [{**k.to_json(), "question": k.frame_id in questions} for k in reversed(kept)]
+        return sorted(listed, key=lambda f: not f["question"])  # stable: newest first within each
 
     def thumbnail(self, camera: str, frame_id: str) -> bytes | None:
         with self._lock:
