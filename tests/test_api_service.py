@@ -121,8 +121,11 @@ def test_every_endpoint_token_rules_and_history_across_restart(tmp_path: Path):
         )
         refused = requests.post(examples, data=b"not a picture", headers=auth, timeout=10)
         assert refused.status_code == 422
-        too_big = requests.post(examples, data=b"\0" * (8 * 1024 * 1024 + 1), headers=auth, timeout=30)
-        assert too_big.status_code == 413
+        try:  # the server answers 413 before the body and closes; a busy client may still be sending it
+            too_big = requests.post(examples, data=b"\0" * (8 * 1024 * 1024 + 1), headers=auth, timeout=30)
+            assert too_big.status_code == 413
+        except requests.ConnectionError:  # reset while sending: refused all the same
+            pass
         assert service.post("/api/cameras/printer/calibrate", {"frames": 3}).status_code == 202
         service.wait(
             lambda: service.camera()["calibration"] == "3 normal + 0 failure frames", what="calibration"
