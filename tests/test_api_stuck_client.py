@@ -53,8 +53,13 @@ def test_stuck_mjpeg_clients_do_not_slow_the_analysis_loop(tmp_path: Path):
             print(f"frames/s before {before:.1f}, during {during:.1f} with {len(stuck)} stuck clients; "
                   f"service peak RSS {peak_mb:.1f} MB")  # fmt: skip
             assert before > 2
-            assert during >= 0.5 * before, (before, during)
             assert service.get("/api/").text == "OK"  # and the API still answers others
         finally:
             for sock in stuck:
                 sock.close()
+        if during < 0.5 * before:
+            # was it the clients or the machine? (another test's load arriving in between also halves the
+            # rate): the rate once they are gone; stuck clients that slowed the loop leave it high again
+            after = _rate(service)
+            print(f"frames/s after the stuck clients closed: {after:.1f}")
+            assert during >= 0.5 * min(before, after), (before, during, after)
