@@ -61,6 +61,11 @@ def test_alert_panel_says_what_happens_answers_both_ways_and_withdraws(tmp_path:
                 page.wait_for_selector("#alert:not([hidden])", timeout=60000)
                 assert "will be paused in" in page.inner_text("#alert-plan")
                 alert_id = service.status()["active_alerts"][0]["alert"]
+                # why: the labelled frames the alert's frame resembles, and the generic model's logit
+                reason = page.inner_text("#alert-reason")
+                assert "labelled failure" in reason and "similarity" in reason and "logit" in reason, reason
+                entry = next(a for a in service.get("/api/alerts").json() if a["id"] == alert_id)
+                assert entry["reason"]["nearest_failure"]["source"] == "calibration"
                 octoprint.wait_posts(1, "/api/job", timeout=30)
                 page.wait_for_function(
                     "document.getElementById('alert-plan').textContent.startsWith('Print paused at')",

@@ -241,3 +241,22 @@ def test_the_operating_point_keeps_false_alarms_on_normal_frames_under_the_bound
         if labelled_ok == 120:
             assert own_boundary > 0.05  # what the operating point is for
             assert caught > 0.9, caught
+
+
+def test_the_reason_names_the_labelled_frames_a_frame_resembles() -> None:
+    """What an alert shows: of each label, the answer whose features are nearest the frame's, and the
+    generic model's logit."""
+    rng = np.random.default_rng(4)
+    ok, bad = _space(5)
+    learner = CameraLearner("cam", "fp")
+    learner.add(_answers(_frames(ok, 5, rng), "ok", -1.0, source="calibration"), refit=False)
+    failures = _answers(_frames(bad, 3, rng), "failure", 1.0)
+    learner.add(failures)
+    frame = failures[1].phi + 0.001 * rng.normal(size=D).astype(np.float32)
+    reason = learner.reason(frame, 0.7)
+    assert reason["prior_logit"] == 0.7 and reason["learner"] == "fitted"
+    nearest = reason["nearest_failure"]
+    assert isinstance(nearest, dict) and nearest["answer_id"] == failures[1].id
+    assert nearest["similarity"] > 0.99
+    assert isinstance(reason["nearest_ok"], dict) and reason["nearest_ok"]["source"] == "calibration"
+    assert "nearest_failure" not in CameraLearner("new", "fp").reason(frame, 0.0)

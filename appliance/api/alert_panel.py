@@ -33,7 +33,8 @@ class ActiveAlerts:
         self._lock = threading.Lock()
 
     def open(self, camera: str, alert_id: str, score: float | None, cause: str | None,
-             telemetry: dict[str, Any] | None = None) -> str | None:  # fmt: skip
+             telemetry: dict[str, Any] | None = None,
+             reason: dict[str, Any] | None = None) -> str | None:  # fmt: skip
         """A new alert of ``camera``; returns the id of an older open alert it replaces, if any."""
         now = time.time()
         with self._lock:
@@ -51,7 +52,7 @@ class ActiveAlerts:
                 plan = {"kind": "none", "action": None, "phase": "none"}
             self._open[camera] = {
                 "alert": alert_id, "camera": camera, "score": score, "cause": cause, "telemetry": telemetry,
-                "created": round(now, 3),
+                "reason": reason, "created": round(now, 3),
                 "plan": plan, "answer": None, "answer_ids": [], "learner": None,
             }  # fmt: skip
         return previous["alert"] if previous is not None and previous["alert"] != alert_id else None

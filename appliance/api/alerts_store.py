@@ -80,7 +80,7 @@ class AlertsStore:
                 "closed": None,
                 "image": f"cameras/{camera}/alerts/{alert_id}-0.jpg" if image else None,
                 **{k: fields.get(k) for k in ("score", "votes", "window", "cloud_verdict")},
-                **{k: fields[k] for k in ("cause", "telemetry") if fields.get(k) is not None},
+                **{k: fields[k] for k in ("cause", "telemetry", "reason") if fields.get(k) is not None},
             }
             self._alerts.append(entry)
             dropped, self._alerts = self._alerts[: -self.keep], self._alerts[-self.keep :]

@@ -108,10 +108,11 @@ class ApiSink:
         telemetry = self._telemetry.pop(alert.id, None) if alert.cause else None
         score = None if alert.cause else round(alert.score, 4)  # a telemetry alert has no camera score
         fields = {"id": alert.id, "score": score, "votes": alert.votes, "window": alert.window,
-                  "cloud_verdict": cloud, "cause": alert.cause, "telemetry": telemetry}  # fmt: skip
+                  "cloud_verdict": cloud, "cause": alert.cause, "telemetry": telemetry,
+                  "reason": result.reason}  # fmt: skip
         entry = self.alerts.record(camera, fields, image=alert.cause is None)
         if not alert.repeat or self.active.alert_of(camera) != alert.id:
-            replaced = self.active.open(camera, alert.id, score, alert.cause, telemetry)
+            replaced = self.active.open(camera, alert.id, score, alert.cause, telemetry, result.reason)
             if replaced is not None:
                 self._closed(replaced, "replaced")
         self.events.publish("alert", {**entry, "countdown": self.countdown(camera)})

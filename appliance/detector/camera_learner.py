@@ -138,6 +138,27 @@ class CameraLearner:
     def logit(self, phi: np.ndarray, s0: float) -> float:
         return float(self.model.logit(phi, s0))
 
+    def reason(self, phi: np.ndarray, s0: float) -> dict[str, object]:
+        """Why the camera scores a frame as it does, in terms a user can check: the generic model's logit
+        (``prior_logit``) and, of each label, the labelled frame it most resembles (``nearest_ok``,
+        ``nearest_failure``: the answer's id, source, frame id, time and cosine ``similarity``). Shown on an
+        alert; computed only then."""
+        out: dict[str, object] = {"prior_logit": round(float(s0), 3), "learner": self.model.mode}
+        x = np.asarray(phi, np.float32).reshape(-1)
+        x = x / max(float(np.linalg.norm(x)), 1e-9)
+        for label in LABELS:
+            mine = [a for a in self.answers if a.label == label and a.phi.shape == x.shape]
+            if not mine:
+                continue
+            feats = np.stack([a.phi for a in mine]).astype(np.float32)
+            sims = feats @ x / np.maximum(np.linalg.norm(feats, axis=1), 1e-9)
+            best = mine[int(np.argmax(sims))]
+            out[f"nearest_{label}"] = {
+                "answer_id": best.id, "source": best.source, "frame_id": best.frame_id,
+                "time": round(best.time, 3), "similarity": round(float(sims.max()), 3),
+            }  # fmt: skip
+        return out
+
     def summary(self) -> dict[str, object]:
         return {
             **self.counts(),

@@ -8,6 +8,7 @@ is due (``next_due``), faster during a verification burst.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import math
@@ -57,6 +58,8 @@ class FrameResult:
     cloud: dict[str, object] | None = None
     #: the id an answer names this frame by (``label`` command, the console's strip of recent frames)
     frame_id: str | None = None
+    #: on an alert's frame: why the camera scored it so (:meth:`CameraLearner.reason`)
+    reason: dict[str, object] | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -285,6 +288,10 @@ class CameraPipeline:
             self.emit(transition, {"score": round(detection.score, 4)})
             if transition.alert is not None:
                 self.answers.on_alert(transition.alert.id)
+                features = detection.features
+                if features is not None:  # why, for the alert: the labelled frames it resembles
+                    reason = self.scoring.learner.reason(features.phi, features.s0)
+                    result = dataclasses.replace(result, reason=reason)
                 self._raise_alert(transition.alert, result)
             elif transition.state == CameraState.WATCHING:
                 self.answers.on_watching()

@@ -135,6 +135,7 @@ function renderAlert() {
   const facts = $("alert-telemetry");
   facts.hidden = !active.telemetry;
   if (active.telemetry) facts.replaceChildren(...telemetryFacts(active.telemetry).childNodes);
+  $("alert-reason").textContent = reasonText(active.reason);
   $("alert-plan").textContent = planText(active);
   $("alert-answer").textContent = answerText(active);
   $("withdraw").hidden = !active.answer;
@@ -231,6 +232,18 @@ function telemetryFacts(t) {
   const rows = [["Signal", t.signal], ["Value", t.value], ["Limit", t.limit || "-"], ["Rule", t.kind]];
   if (t.target != null) rows.push(["Target", t.target]);
   return el("dl", { class: "telemetry" }, ...rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v ?? "-" })]));
+}
+
+// why the camera scored the alert's frame so: the labelled frames it resembles (the learner's reason)
+function reasonText(reason) {
+  if (!reason) return "";
+  const near = (n) => "the " + (n.source === "calibration" ? "calibration frame" : n.source + "'s answer") +
+    (n.source === "calibration" ? "" : " of " + clock(n.time)) + " (similarity " + Number(n.similarity).toFixed(2) + ")";
+  const parts = [];
+  if (reason.nearest_failure) parts.push("It looks most like " + near(reason.nearest_failure) + " labelled failure");
+  if (reason.nearest_ok) parts.push((parts.length ? "; its closest normal frame is " : "Its closest normal frame is ") + near(reason.nearest_ok));
+  if (!parts.length) parts.push("The camera has no labelled frames yet");
+  return parts.join("") + ". The generic model's own logit: " + Number(reason.prior_logit).toFixed(2) + ".";
 }
 
 function closedText(entry) {
