@@ -14,8 +14,8 @@ Three measurements; the first two pinned to one CPU core:
    ``ready_s`` = seconds from spawn to ``READY=1`` (first analysed frame), ``service_fps`` = frames
    analysed per second after that, ``peak_rss_mb`` = the child's peak resident memory (its
    ``VmHWM``, sampled every 0.1 s: ``ru_maxrss`` would include this process's memory). It is started
-   twice: the first start also times every model variant (``first_start_*``), later starts load
-   the remembered fastest one.
+   twice: the first start with a fresh state directory (``first_start_*``), the later one with the
+   backend choice it remembered (``backend.json``).
 3. The service at default settings (:func:`default_settings_figures`): a real ``layerwatch run`` child
    on the looping clip with the default analysis interval (``service.analysis_interval_s``, one frame
    every 2 s), decision and detector settings, the HTTP API on (as installed) and a fresh state
@@ -29,7 +29,7 @@ Three measurements; the first two pinned to one CPU core:
 of the demo (:func:`user_figures`): ``layerwatch run`` on that config for ``--seconds`` after
 ``READY=1``, then SIGTERM; ``peak_rss_mb`` is its peak resident memory (``VmHWM``) and ``rss_mb``
 its resident memory at the end. With ``--rtsp`` the state directory is a fresh temporary one and
-the service is started twice (``first_start_*``: the start that times the model variants); with
+the service is started twice (``first_start_*``: the start with an empty state directory); with
 ``--config`` the config's own state directory is used, so stop the running service first (two
 services on one broker take each other's MQTT client id). ``cpu_share_pct`` is its CPU share over
 the window, as above.

@@ -12,15 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.api_harness import api_service, keep_artefact, sign_in
+from tests.console_browser import CONSOLE_MARKS, launch, new_page
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
-
-pytestmark = [
-    pytest.mark.usefixtures("shipped_model"),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)"),
-]
+pytestmark = CONSOLE_MARKS
 
 
 def _counter(metrics: str, decision: str) -> float:
@@ -39,14 +33,9 @@ def test_console_live_view_alert_acknowledge_and_ignore_zone(tmp_path: Path):
     sync_api = pytest.importorskip("playwright.sync_api")
     shots = []
     with api_service(tmp_path) as service, sync_api.sync_playwright() as pw:
-        # generous timeouts: a cold Chromium on a busy 2-core machine can take long to start
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=120000)
+        browser = launch(pw)
         try:
-            # bypass_csp: Playwright's string predicates use eval, which the console's policy forbids
-            page = browser.new_page(
-                viewport={"width": 390, "height": 844}, device_scale_factor=1, bypass_csp=True
-            )
-            page.set_default_timeout(60000)
+            page = new_page(browser)
             sign_in(page, service.url)
             # the live view (MJPEG) shows a frame, with decision and score
             page.wait_for_function("document.getElementById('live').naturalWidth > 0", timeout=60000)

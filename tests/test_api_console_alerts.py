@@ -15,17 +15,12 @@ from pathlib import Path
 import pytest
 
 from tests.api_harness import api_service, calibrate_scene, keep_artefact, sign_in
+from tests.console_browser import CONSOLE_MARKS, DESKTOP, launch, new_page
 from tests.http_peers import serving
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
 INJECTED = 'Printing <img src=x onerror="window.__xss=1">'
 
-pytestmark = [
-    pytest.mark.usefixtures("shipped_model"),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)"),
-]
+pytestmark = CONSOLE_MARKS
 
 
 def _alert(service, alert_id: str) -> dict:  # type: ignore[no-untyped-def]
@@ -44,12 +39,9 @@ def test_alert_panel_says_what_happens_answers_both_ways_and_withdraws(tmp_path:
         printer = (f'[printer]\ntype = "octoprint"\nurl = "{octoprint.url}"\napi_key = "k3y-0123456789"\n'
                    'poll_interval_s = 0.5\naction = "pause"\n')  # fmt: skip
         with api_service(tmp_path, extra=printer, countdown_s=4) as service, sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=120000)
+            browser = launch(pw)
             try:
-                page = browser.new_page(
-                    viewport={"width": 390, "height": 844}, device_scale_factor=1, bypass_csp=True
-                )
-                page.set_default_timeout(60000)
+                page = new_page(browser)
                 sign_in(page, service.url)
                 # the printer's state, with its injected markup, is text: no element, no script
                 page.wait_for_function("document.getElementById('facts').textContent.includes('onerror')")
@@ -137,12 +129,9 @@ def test_first_visit_signs_in_gets_events_and_shows_a_telemetry_alert(tmp_path: 
     (state / "api").mkdir(parents=True)
     (state / "api" / "alerts.json").write_text(json.dumps({"version": 1, "alerts": [telemetry]}))
     with api_service(tmp_path) as service, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=120000)
+        browser = launch(pw)
         try:
-            page = browser.new_page(
-                viewport={"width": 1280, "height": 900}, device_scale_factor=1, bypass_csp=True
-            )
-            page.set_default_timeout(60000)
+            page = new_page(browser, DESKTOP)
             page.goto(service.url + "/")
             page.wait_for_selector("#login:not([hidden])")  # the first visit: where the token is
             assert "credentials/api_token" in page.inner_text("#login")
@@ -182,12 +171,9 @@ def test_label_a_recent_frame_in_one_tap_and_the_next_score_moves(tmp_path: Path
     same picture, when the replay shows it again, scores lower), "Undo" takes the answer back."""
     sync_api = pytest.importorskip("playwright.sync_api")
     with api_service(tmp_path) as service, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=120000)
+        browser = launch(pw)
         try:
-            page = browser.new_page(
-                viewport={"width": 390, "height": 844}, device_scale_factor=1, bypass_csp=True
-            )
-            page.set_default_timeout(60000)
+            page = new_page(browser)
             sign_in(page, service.url)
             page.wait_for_selector("#strip .card.failure img", timeout=60000)
             page.dispatch_event("#strip", "pointerdown")  # the user starts answering: the strip holds still

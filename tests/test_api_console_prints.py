@@ -18,16 +18,11 @@ from appliance.history.frames import frame_name, job_folder
 from appliance.history.jobs import JobRecord
 from appliance.history.timelapse import make_timelapse
 from tests.api_harness import api_service, calibrate_scene, keep_artefact, scene, sign_in
+from tests.console_browser import CONSOLE_MARKS, launch, new_page
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
 JOB = "20261207T100000_cube.gcode"
 
-pytestmark = [
-    pytest.mark.usefixtures("shipped_model"),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)"),
-]
+pytestmark = CONSOLE_MARKS
 
 
 def _recorded_print(state: Path, start: float) -> list[float]:
@@ -62,10 +57,9 @@ def test_review_a_print_play_its_timelapse_and_mark_it_failed_from_a_frame(tmp_p
                               headers={**service.auth(), "Range": "bytes=0-99"})  # fmt: skip
         assert ranged.status_code == 206 and len(ranged.content) == 100
         before = service.camera()["learner"]
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=120000)
+        browser = launch(pw)
         try:
-            page = browser.new_page(viewport={"width": 390, "height": 844}, bypass_csp=True)
-            page.set_default_timeout(60000)
+            page = new_page(browser)
             page.on("dialog", lambda dialog: dialog.accept())
             sign_in(page, service.url)
             page.click("nav button[data-tab=prints]")

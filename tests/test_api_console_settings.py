@@ -14,16 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.api_harness import api_service, keep_artefact, sign_in
+from tests.console_browser import CONSOLE_MARKS, DESKTOP, launch, new_page
 from tests.http_peers import serving
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
-
-pytestmark = [
-    pytest.mark.usefixtures("shipped_model"),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)"),
-]
+pytestmark = CONSOLE_MARKS
 JOB = {"state": "Printing", "progress": {"completion": 10.0}, "job": {"file": {"name": "cube.gcode"}}}
 
 
@@ -37,10 +31,9 @@ def test_settings_saved_applied_at_once_and_kept_across_a_restart(tmp_path: Path
         with api_service(tmp_path, extra=printer) as service, sync_api.sync_playwright() as pw:
             before = service.get("/api/settings").json()
             assert before["cameras"]["printer"]["sensitivity"] == 0 and before["printer"]["action"] == "pause"
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=120000)
+            browser = launch(pw)
             try:
-                page = browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
-                page.set_default_timeout(60000)
+                page = new_page(browser, DESKTOP)
                 sign_in(page, service.url)
                 page.click("nav button[data-tab=settings]")
                 page.wait_for_function("document.getElementById('settings-file').textContent.length > 0")

@@ -77,7 +77,7 @@ class TwoStageDetector(PrototypeDetector):
 
 def load_detector(config: DetectorConfig | YoloDetectorConfig, cache_dir: Path | None = None) -> AnyDetector:
     """The configured detector, loaded and warmed up (``cache_dir``: the state directory, where the
-    prototype detector remembers its fastest backend)."""
+    prototype detector remembers the backend it runs)."""
     if isinstance(config, YoloDetectorConfig):
         return load_yolo_detector(config)
     if config.second_opinion is None:

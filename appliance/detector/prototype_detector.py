@@ -257,7 +257,7 @@ class PrototypeDetector(Detector):
 
 def load_detector(config: DetectorConfig, cache_dir: Path | None = None) -> PrototypeDetector:
     """Load the configured model (default: the shipped one), pick a backend and warm it up.
-    ``cache_dir`` (the state directory) remembers which backend was fastest."""
+    ``cache_dir`` (the state directory) remembers which backend it runs."""
     bundle = load_bundle(config.model)
     if "ok" not in bundle.prototypes or "failure" not in bundle.prototypes:
         raise ModelFormatError(f"model {bundle.name}: prototypes need arrays 'ok' and 'failure'")
