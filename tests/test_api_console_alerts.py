@@ -2,9 +2,10 @@
 stand-in on 127.0.0.1 (issue 32): the printer's state is shown as text (an injected ``<img onerror>``
 runs nothing), the panel says what will happen and then what happened ("print paused"), it is still there
 after the countdown, an alert is answered both ways and withdrawn from the panel and from the Alerts tab,
-with the answer ids shown; a phone-sized window. A second test: the first visit signs in and gets the
-live events without a reload (``protect_reads`` is the default), a telemetry alert in the history shows
-its signal, value and limit, and the controls are above the fold at 1280 x 900."""
+with the answer ids shown; a phone-sized window. A second test: the first visit is told where the token
+is (also the SD image's copy on its boot partition, as text), signs in and gets the live events without a
+reload (``protect_reads`` is the default), a telemetry alert in the history shows its signal, value and
+limit, and the controls are above the fold at 1280 x 900."""
 
 from __future__ import annotations
 
@@ -136,6 +137,10 @@ def test_first_visit_signs_in_gets_events_and_shows_a_telemetry_alert(tmp_path: 
             page.wait_for_selector("#login:not([hidden])")  # the first visit: where the token is
             assert "credentials/api_token" in page.inner_text("#login")
             assert "sudo cat /var/lib/layerwatch/api_token" in page.inner_text("#login")
+            # the SD image's copy on the FAT boot partition, in words (as text: no markup from the server)
+            boot = "layerwatch-token.txt on the SD card's boot partition (LWBOOT)"
+            assert boot in page.inner_text("#login") and page.inner_text("#where-boot") == boot
+            assert page.evaluate("document.getElementById('where-boot').children.length") == 0
             assert page.evaluate("localStorage.length") == 0
             sign_in(page, service.url)
             # the live events run at once, without a reload

@@ -22,12 +22,15 @@ from appliance.api.auth import COOKIE
 router = APIRouter(prefix="/api", tags=["session"])
 WRONG_TOKEN_DELAY_S = 0.5
 SESSION_DAYS = 30
-#: where the token is, for the first visit (the page shows it as text)
+#: where the token is, for the first visit (the page shows it as text). ``boot_partition``: the SD image
+#: writes a copy of the token on first boot to that file on its FAT boot partition (labelled LWBOOT), readable
+#: on the computer that flashed the card; a token written there instead is applied at the next boot.
 WHERE = {
     "file": "/var/lib/layerwatch/api_token",
     "command": "sudo cat /var/lib/layerwatch/api_token",
     "credential": "/etc/layerwatch/credentials/api_token",
     "sd_card": "credentials/api_token",
+    "boot_partition": "layerwatch-token.txt on the SD card's boot partition (LWBOOT)",
 }
 
 

@@ -56,6 +56,8 @@ async function checkSession() {
   $("where-credential").textContent = info.token_at.credential;
   $("where-credential-2").textContent = info.token_at.credential;
   $("where-sd").textContent = info.token_at.sd_card;
+  $("where-boot").textContent = info.token_at.boot_partition || "";
+  $("where-boot-item").hidden = !info.token_at.boot_partition;
   if (info.protect_reads && !info.signed_in) { showLogin(); return; }
   $("signout").hidden = !info.signed_in;
   start();
