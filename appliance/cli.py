@@ -1,7 +1,8 @@
 """The ``layerwatch`` command.
 
 Subcommands: ``run`` (the service), ``demo`` (the service on the bundled clip), ``check-config``,
-``calibrate``, ``test`` (analyse one frame and exit; also ``TEST_MODE=true layerwatch run``),
+``calibrate``, ``test`` (analyse one frame and exit; also ``TEST_MODE=true layerwatch run``; with
+``--hardware`` only the GPIO parts, once each: :mod:`appliance.hardware.walk`),
 ``bench`` (speed and memory figures), ``eval`` (accuracy on a manifest of labelled frames), ``fan``
 (the fan service) and ``status-light`` (the LED code for "unconfigured" / "config_error").
 
@@ -80,8 +81,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="forget the camera's calibration and every answer it was given, then exit",
     )
 
-    test = sub.add_parser("test", help="analyse one frame per camera, print JSON, exit")
+    test = sub.add_parser(
+        "test",
+        help="analyse one frame per camera, print JSON, exit (--hardware: the GPIO parts instead)",
+        description="Without --hardware: analyse one frame per camera and print JSON. With --hardware: no "
+        "camera analysis; drive each configured [hardware] part once (status LED, buzzer, relay, fan, "
+        "then read the button), one line per part and a JSON summary; exit 1 if a part failed.",
+    )
     _add_config_arg(test)
+    test.add_argument(
+        "--hardware", action="store_true",
+        help="walk the GPIO parts only: LED lit, one beep, relay clicked (after a warning), fan at 100 %%, "
+        "button read; stop layerwatch.service and layerwatch-fan.service first (they hold the pins)",
+    )  # fmt: skip
+    test.add_argument(
+        "--step-s", type=float, default=1.0, metavar="SECONDS",
+        help="with --hardware: how long the LED (each colour), the relay and the fan stay on (default 1)",
+    )  # fmt: skip
+    test.add_argument(
+        "--button-s", type=float, default=5.0, metavar="SECONDS",
+        help="with --hardware: how long to wait for a button press (default 5)",
+    )  # fmt: skip
+    test.add_argument(
+        "--skip", action="append", default=[], choices=("status_led", "buzzer", "relay", "fan", "button"),
+        help="with --hardware: leave this part out (repeatable), e.g. --skip relay while printing",
+    )  # fmt: skip
 
     bench = sub.add_parser(
         "bench",
@@ -185,6 +209,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
+    if args.hardware:
+        return cmd_test_hardware(args)
     from appliance.service.runner import Service, dumps
 
     config = _load(args.config)
@@ -194,6 +220,22 @@ def cmd_test(args: argparse.Namespace) -> int:
     results = service.test_once()
     print(dumps(results))
     return 1 if any("error" in r for r in results) else 0
+
+
+def cmd_test_hardware(args: argparse.Namespace) -> int:
+    """``layerwatch test --hardware``: the configuration is checked (78) before any pin is touched."""
+    config = _load(args.config)
+    setup_logging("warning")  # the steps' own lines say what happens
+    from appliance.hardware.walk import WalkTimes, run_walk
+
+    if args.step_s <= 0 or args.button_s <= 0:
+        print("layerwatch: --step-s and --button-s must be more than 0", file=sys.stderr)
+        return 2
+    times = WalkTimes(step_s=args.step_s, beep_s=min(0.2, args.step_s), button_s=args.button_s,
+                      relay_warning_s=3 * args.step_s)  # fmt: skip
+    code, summary = run_walk(config.hardware, times, skip=args.skip)
+    print(json.dumps(summary), flush=True)
+    return code
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
