@@ -1,6 +1,6 @@
 """What the service loads: a user's RTSP + MQTT configuration, built by a fresh interpreter on its
-first start, imports neither torch nor boto3 and only the one inference
-runtime it chose, and allocates under 100 MB of its own at its peak (library pages apart).
+first start, imports neither torch, boto3 nor requests (no printer, notifier or snapshot camera
+configured) and only the one inference runtime it chose, and allocates under 100 MB of its own at its peak (library pages apart).
 
 The running figures (peak RSS with a real camera and broker) come from ``layerwatch bench --rtsp URL
 --mqtt URL``; this test guards the imports and the start-up peak."""
@@ -48,6 +48,9 @@ def test_first_start_loads_one_runtime_and_no_torch_or_boto3(tmp_path: Path) -> 
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     modules = set(figures["modules"])
     assert not modules & {"torch", "boto3", "botocore"}
+    # requests (about 5 MB of the peak) only with a printer, Discord/Telegram, a snapshot camera or an
+    # OpenAI-compatible judge configured; paho-mqtt only with MQTT (configured here)
+    assert "requests" not in modules and "paho" in modules
     runtimes = modules & {"onnxruntime", "ai_edge_litert", "tflite_runtime"}
     expected = "onnxruntime" if figures["backend"].startswith("onnxruntime") else "ai_edge_litert"
     assert runtimes == {expected}, (figures["backend"], runtimes)

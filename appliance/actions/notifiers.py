@@ -3,7 +3,8 @@ of every configured HTTP channel, each with its own outbox under ``<state_dir>/o
 and its own rate limit.
 
 Wiring: listed in :data:`appliance.service.wiring.SINK_MODULES`; nothing is created when neither
-``notify.discord.webhook_url`` nor ``notify.telegram.bot_token`` + ``chat_id`` is set.
+``notify.discord.webhook_url`` nor ``notify.telegram.bot_token`` + ``chat_id`` is set, and the
+channels' modules (and ``requests``, about 5 MB of the service's peak memory) are imported only then.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from appliance.actions.discord import DiscordNotifier
 from appliance.actions.dispatcher import (
     AlertDispatcher,
     ChannelPolicy,
@@ -19,7 +19,6 @@ from appliance.actions.dispatcher import (
     event_hub,
     set_aside_reporter,
 )
-from appliance.actions.telegram import TelegramNotifier
 
 if TYPE_CHECKING:
     from appliance.config.model import LayerwatchConfig
@@ -34,12 +33,16 @@ def create_sinks(config: LayerwatchConfig, context: ServiceContext) -> list[Acti
     outbox = context.state_dir / "outbox"
     discord, telegram = config.notify.discord, config.notify.telegram
     if discord.enabled:
+        from appliance.actions.discord import DiscordNotifier  # requests only when a channel is set
+
         policy = ChannelPolicy(discord.max_alerts_per_hour, discord.send_repeats)
         discord_notifier = DiscordNotifier(discord, outbox / "discord")
         discord_notifier.worker.outbox.storage = context.storage  # a full disk shows on state, light, systemd
         discord_notifier.worker.outbox.on_set_aside = set_aside_reporter(event_hub(context), "discord")
         channels.append((discord_notifier, policy))
     if telegram.enabled:
+        from appliance.actions.telegram import TelegramNotifier
+
         policy = ChannelPolicy(telegram.max_alerts_per_hour, telegram.send_repeats)
         telegram_notifier = TelegramNotifier(telegram, outbox / "telegram")
         telegram_notifier.worker.outbox.storage = context.storage

@@ -28,6 +28,18 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+CPU_TEMPERATURE_FILE = Path("/sys/class/thermal/thermal_zone0/temp")  # millidegrees Celsius
+
+
+def cpu_temperature_c(telemetry: dict[str, float]) -> float | None:
+    """From the thermal governor's numbers if it runs, else the kernel's thermal zone 0."""
+    if "cpu_temperature_c" in telemetry:
+        return round(float(telemetry["cpu_temperature_c"]), 1)
+    try:
+        return round(int(CPU_TEMPERATURE_FILE.read_text().strip()) / 1000.0, 1)
+    except (OSError, ValueError):
+        return None
+
 
 def read_cpu_temperature(path: Path) -> float:
     """The temperature in °C from a thermal-zone file (millidegrees); raises OSError or

@@ -31,7 +31,6 @@ import datetime as dt
 import logging
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from appliance.actions.dispatcher import (
@@ -45,6 +44,7 @@ from appliance.actions.mqtt.client import MqttPublisher
 from appliance.actions.mqtt.discovery import discovery_message
 from appliance.actions.mqtt.notifier import MqttNotifier
 from appliance.decision import Alert, CameraState, Transition
+from appliance.hardware.thermal import cpu_temperature_c
 from appliance.history.discovery import history_components
 from appliance.service.commands import Command
 from appliance.service.pipeline import ActionSink, FrameResult
@@ -59,7 +59,6 @@ STATE_MIN_INTERVAL_S = 1.0
 #: device events kept as retained state topics under P (appliance.history, appliance.telemetry)
 RETAINED_DEVICE_TOPICS = {"job_state": "job", "printer_telemetry": "printer/telemetry",
                           "printer_temperatures": "printer/temperatures"}  # fmt: skip
-CPU_TEMPERATURE_FILE = Path("/sys/class/thermal/thermal_zone0/temp")  # millidegrees Celsius
 
 
 def _iso_now() -> str:
@@ -70,16 +69,6 @@ def create_sinks(config: LayerwatchConfig, context: ServiceContext) -> list[Acti
     if not config.mqtt.enabled:
         return []
     return [MqttSink(config, context)]
-
-
-def cpu_temperature_c(telemetry: dict[str, float]) -> float | None:
-    """From the thermal governor's numbers if it runs, else the kernel's thermal zone 0."""
-    if "cpu_temperature_c" in telemetry:
-        return round(float(telemetry["cpu_temperature_c"]), 1)
-    try:
-        return round(int(CPU_TEMPERATURE_FILE.read_text().strip()) / 1000.0, 1)
-    except (OSError, ValueError):
-        return None
 
 
 class MqttSink:

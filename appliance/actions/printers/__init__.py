@@ -1,19 +1,16 @@
 """Printer servers Layerwatch can pause or cancel a print on: one module per ``printer.type``.
 
 Each client offers ``status()`` (is a job printing, its progress), ``pause()`` and ``cancel()``
-over HTTP with ``requests``; network trouble and 5xx raise :class:`~appliance.errors.PrinterError`
-(worth a retry), a 4xx raises :class:`~appliance.errors.PrinterRefusedError` (not worth one).
+over HTTP with ``requests`` (:mod:`.http`, imported only with a printer configured: the job-end
+rule here is used by the history without one); network trouble and 5xx raise
+:class:`~appliance.errors.PrinterError` (worth a retry), a 4xx raises
+:class:`~appliance.errors.PrinterRefusedError` (not worth one).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-import requests
-
-from appliance.errors import PrinterError, PrinterRefusedError
-from appliance.service.log_redaction import register_secret
 
 
 @dataclass(frozen=True)
@@ -33,44 +30,6 @@ class PrinterClient(Protocol):
     def pause(self) -> None: ...
 
     def cancel(self) -> None: ...
-
-
-class HttpPrinter:
-    """What the OctoPrint and Moonraker clients share: base URL, X-Api-Key, error mapping."""
-
-    name = "printer"
-
-    def __init__(
-        self, url: str, api_key: str | None, timeout_s: float, session: requests.Session | None = None
-    ):
-        self.url = url.rstrip("/")
-        self.timeout_s = timeout_s
-        self.session = session or requests.Session()
-        if api_key:
-            register_secret(api_key)
-            self.session.headers["X-Api-Key"] = api_key
-
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        try:
-            response = self.session.request(method, self.url + path, timeout=self.timeout_s, **kwargs)
-        except requests.Timeout:
-            raise PrinterError(f"{self.name}: no answer within {self.timeout_s:.0f} s") from None
-        except requests.RequestException as exc:
-            raise PrinterError(f"{self.name}: {type(exc).__name__} (server unreachable)") from None
-        if response.status_code >= 500:
-            raise PrinterError(f"{self.name}: HTTP {response.status_code} on {method} {path}")
-        if response.status_code >= 400:
-            raise PrinterRefusedError(f"{self.name}: HTTP {response.status_code} on {method} {path}")
-        return response
-
-    def json(self, path: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            data = self.request("GET", path, **kwargs).json()
-        except ValueError:
-            raise PrinterError(f"{self.name}: {path} did not answer JSON") from None
-        if not isinstance(data, dict):
-            raise PrinterError(f"{self.name}: {path} did not answer a JSON object")
-        return data
 
 
 COMPLETED_PERCENT = 99.0  # a job whose last or final progress is at least this completed

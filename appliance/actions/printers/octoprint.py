@@ -10,7 +10,8 @@
 
 from __future__ import annotations
 
-from appliance.actions.printers import HttpPrinter, PrinterStatus
+from appliance.actions.printers import PrinterStatus
+from appliance.actions.printers.http import HttpPrinter
 
 ACTIVE_PREFIXES = ("printing", "paused", "pausing", "resuming")
 
