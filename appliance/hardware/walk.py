@@ -15,12 +15,12 @@ fan           100 % duty for ``step_s``, then stopped for ``step_s`` (PWM at
 button        "press the button now": waits up to ``button_s`` (5 s) for a press
 ============= ==================================================================================
 
-Each part gets one line as it runs and one entry in the JSON summary: ``ok``, ``skipped`` (not
-configured, or ``--skip``), ``not_pressed`` (the button, which cannot tell a missed press from a
-wiring fault) or ``failed`` (with the reason). The devices are the service's own
-(:class:`~appliance.hardware.board.LayerwatchBoard` with one member,
-:class:`~appliance.fan.backends.GpioPwmFan`), so active-low relays, common-anode LEDs, tonal buzzers
-and pull-ups behave as in the service; each is closed before the next part starts, the relay
+Each part gets one line as it runs (the relay two: its warning first) and one entry in the JSON
+summary: ``ok``, ``skipped`` (not configured, or ``--skip``), ``not_pressed`` (the button, which
+cannot tell a missed press from a wiring fault) or ``failed`` (with the reason). The devices are
+the service's own (:class:`~appliance.hardware.board.LayerwatchBoard` with one member,
+:class:`~appliance.fan.backends.GpioPwmFan`), so active-low relays, common-anode LEDs, tonal
+buzzers and pull-ups behave as in the service; each is closed before the next part starts, the relay
 always released first, also on Ctrl-C.
 
 The pin factory is resolved before the first pin is touched: with no GPIO (not a Raspberry Pi, no
@@ -37,7 +37,7 @@ import time
 import warnings
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from appliance.config.hardware import HardwareConfig
 from appliance.errors import HardwareError
@@ -64,7 +64,7 @@ class PartResult:
     """One part's outcome: ``ok``, ``skipped``, ``not_pressed`` or ``failed``, with its BCM pins."""
 
     part: str
-    status: str
+    status: Literal["ok", "skipped", "not_pressed", "failed"]
     pins: dict[str, int] = field(default_factory=dict)
     detail: str = ""
 
