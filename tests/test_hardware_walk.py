@@ -243,3 +243,28 @@ def test_cli_without_gpio_says_so_without_a_traceback(
     captured = capsys.readouterr()
     assert "no GPIO on this machine: gpiozero could not start a pin factory" in captured.err
     assert "Traceback" not in captured.err and captured.out == ""
+
+
+def test_a_tonal_buzzer_plays_the_chirp_tone_and_a_sysfs_fan_needs_no_gpio(tmp_path: Path):
+    node = tmp_path / "target_pwm"
+    node.write_text("0\n")
+    factory = mock_factory()
+    seen: list[tuple[float, float | None, str]] = []
+
+    def pause(seconds: float) -> None:
+        buzzer = next((pin for info, pin in factory.pins.items() if info.name == "GPIO17"), None)
+        seen.append((seconds, buzzer.frequency if buzzer is not None else None, node.read_text().strip()))
+
+    hardware = layerwatch_config(
+        {"buzzer": {"pin": 17, "tonal": True}, "fan": {"backend": "sysfs", "sysfs_path": str(node)}}
+    ).hardware
+    out = io.StringIO()
+    code, summary = run_walk(hardware, TIMES, pin_factory=factory, sleep=pause, out=out)
+    assert code == 0 and summary["hardware"]["fan"] == {
+        "status": "ok", "pins": {}, "detail": "100 % for 1 s, then stopped for 1 s",
+    }  # fmt: skip
+    assert seen[0][:2] == (0.2, pytest.approx(2500.0))  # the chirp's tone (buzzer.chirp_hz)
+    assert [(s, duty) for s, _, duty in seen[1:]] == [(1.0, "255"), (1.0, "0")]
+    assert node.read_text() == "255\n"  # the sysfs fan's resting state: full speed
+    assert "buzzer: one 0.2 s beep at 2500 Hz (passive piezo)" in out.getvalue()
+    assert [info.name for info in factory.pins] == ["GPIO17"]
