@@ -193,12 +193,13 @@ def test_button_long_press_is_false_alarm_during_an_alert_and_test_alarm_otherwi
     service = Service(load_config(write_config(tmp_path, synthetic_clip), {}))
     service.build()
     press = Command(CommandKind.TEST_ALARM, origin="button")
-    assert service._rewrite(press) == [press]  # no alert: the test alarm
+    assert service.command_handler.rewrite(press) == [press]  # no alert: the test alarm
     pipeline = service.pipelines[0]
     pipeline.engine.alert_active = lambda: True  # type: ignore[method-assign]
-    [answer] = service._rewrite(press)
+    [answer] = service.command_handler.rewrite(press)
     assert (answer.kind, answer.camera, answer.value["label"]) == (CommandKind.ANSWER, pipeline.name, "ok")
     mqtt_test = Command(CommandKind.TEST_ALARM, origin="mqtt")
-    assert service._rewrite(mqtt_test) == [mqtt_test]  # only the button's long press means false alarm
+    # only the button's long press means false alarm
+    assert service.command_handler.rewrite(mqtt_test) == [mqtt_test]
     for p in service.pipelines:
         p.source.close()

@@ -1,6 +1,7 @@
 """What the service loads: a user's RTSP + MQTT configuration, built by a fresh interpreter on its
 first start, imports neither torch, boto3 nor requests (no printer, notifier or snapshot camera
-configured) and only the one inference runtime it chose, and allocates under 100 MB of its own at its peak (library pages apart).
+configured) and only the one inference runtime it chose, and allocates under 100 MB of its own at its
+peak (library pages apart).
 
 The running figures (peak RSS with a real camera and broker) come from ``layerwatch bench --rtsp URL
 --mqtt URL``; this test guards the imports and the start-up peak."""

@@ -255,7 +255,8 @@ class PrinterControl:
     def _job_end(self, status: PrinterStatus) -> None:
         """A job that was active and is not any more ended; how (:func:`appliance.actions.printers.job_end`)
         from the printer's own end state and final completion. The camera's learner takes it as an
-        answer only when the end is certain (:meth:`appliance.service.runner.Service._print_finished`)."""
+        answer only when the end is certain
+        (:meth:`appliance.service.command_handling.CommandHandler._print_finished`)."""
         previous, self._job = self._job, status
         if previous is None or not previous.active or status.active:
             return
