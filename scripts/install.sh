@@ -14,12 +14,16 @@
 #                                            the SD-image build uses this (image-build/)
 #
 # What it installs: the system user "layerwatch" (groups: video, gpio - nothing else), a venv in
-# /opt/layerwatch/venv (on Raspberry Pi OS with --system-site-packages, so apt's python3-picamera2
-# and python3-lgpio are used), the models in /usr/share/layerwatch/models, the config skeleton
-# /etc/layerwatch/layerwatch.toml (never overwritten) with empty credential files,
-# layerwatch.service and layerwatch-fan.service in /etc/systemd/system, and
-# /etc/udev/rules.d/99-layerwatch.rules. The groups video and gpio are left on uninstall (other
-# software uses them).
+# /opt/layerwatch/venvs/VERSION-STAMP with /opt/layerwatch/venv a symlink to it (an older plain
+# /opt/layerwatch/venv folder is moved there; a later run installs into the active venv; updates with
+# rollback: layerwatch-update), on Raspberry Pi OS with --system-site-packages so apt's
+# python3-picamera2 and python3-lgpio are used (and apt's numpy, which they are built for), the
+# update command /usr/local/sbin/layerwatch-update (scripts/update.sh), the models in
+# /usr/share/layerwatch/models, the config skeleton /etc/layerwatch/layerwatch.toml (never
+# overwritten) with empty credential files, layerwatch.service and layerwatch-fan.service in
+# /etc/systemd/system, and /etc/udev/rules.d/99-layerwatch.rules. The groups video and gpio are
+# left on uninstall (other software uses them). A 64-bit OS is needed (amd64 or arm64): on 32-bit
+# Raspberry Pi OS (armhf) it stops and says so, changing nothing (onnxruntime has no armv7l wheel).
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,7 +38,7 @@ GROUPS_NEEDED=(video gpio)
 UNITS=(layerwatch.service layerwatch-fan.service)
 CREDENTIALS=(discord_webhook_url mqtt_username mqtt_password rtsp_url aws_credentials telegram_bot_token printer_api_key api_token)
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -59,8 +63,14 @@ PREFIX=$ROOT/opt/layerwatch
 MODELS=$ROOT/usr/share/layerwatch/models
 UNIT_DIR=$ROOT/etc/systemd/system
 UDEV_DIR=$ROOT/etc/udev/rules.d
+UPDATE_CMD=$ROOT/usr/local/sbin/layerwatch-update
+# where the platform is detected (tests point it at a fake /etc)
+DETECT_ETC=${LAYERWATCH_DETECT_ETC:-/etc}
 CONF_DIR=$ROOT/etc/layerwatch
 STATE_DIR=$ROOT/var/lib/layerwatch
+SYS_PREFIX=/opt/layerwatch
+SYS_VENVS=$SYS_PREFIX/venvs
+SYS_CONF=/etc/layerwatch/layerwatch.toml
 
 # run CMD...: do it, or only print it with --dry-run
 run() {
@@ -76,11 +86,37 @@ if system_wide && [ "$DRY_RUN" = 0 ] && [ "$(id -u)" -ne 0 ]; then
 fi
 
 platform() {
-  if [ -f /etc/nv_tegra_release ]; then echo jetpack
-  elif [ -f /etc/rpi-issue ] || dpkg -s raspberrypi-sys-mods >/dev/null 2>&1; then echo raspios
+  if [ -f "$DETECT_ETC/nv_tegra_release" ]; then echo jetpack
+  elif [ -f "$DETECT_ETC/rpi-issue" ] || dpkg -s raspberrypi-sys-mods >/dev/null 2>&1; then echo raspios
   else echo debian
   fi
 }
+
+# a 64-bit userland (amd64, arm64) or stop, before anything is changed: onnxruntime, which runs the
+# detector, has no 32-bit ARM wheel. A 32-bit Raspberry Pi OS runs a 64-bit kernel on a Pi 4 or 5
+# (uname -m says aarch64), so dpkg's architecture is what counts.
+check_64bit() {
+  local arch machine
+  machine=$(uname -m)
+  arch=$(dpkg --print-architecture 2>/dev/null || true)
+  case "${arch:-$machine}" in
+    amd64 | arm64 | x86_64 | aarch64) return 0 ;;
+  esac
+  {
+    echo "layerwatch: this is a 32-bit system (dpkg architecture ${arch:-unknown}, kernel $machine): Layerwatch needs a 64-bit OS."
+    echo "layerwatch: onnxruntime, which runs the detector, has no 32-bit ARM (armhf/armv7l) build."
+    if [ "$(platform)" = raspios ] || [ "${arch:-}" = armhf ]; then
+      echo "layerwatch: flash \"Raspberry Pi OS (64-bit)\" (Lite is enough; Raspberry Pi Imager lists it under"
+      echo "layerwatch: Raspberry Pi OS (other)) on a Pi 3, 4, 400, 5, CM4 or Zero 2 W, then run this again."
+    fi
+    echo "layerwatch: nothing was changed."
+  } >&2
+  exit 1
+}
+
+# what was done, said again at the end
+DID=()
+did() { DID+=("$*"); }
 
 uninstall() {
   if systemd_running; then
@@ -91,12 +127,12 @@ uninstall() {
     done
   fi
   for unit in "${UNITS[@]}"; do run rm -f "$UNIT_DIR/$unit"; done
-  run rm -f "$UDEV_DIR/99-layerwatch.rules"
+  run rm -f "$UDEV_DIR/99-layerwatch.rules" "$UPDATE_CMD"
   if systemd_running; then
     run systemctl daemon-reload || true
     run udevadm control --reload 2>/dev/null || true
   fi
-  run rm -rf "$PREFIX" "$ROOT/usr/share/layerwatch" "$ROOT/run/layerwatch"
+  run rm -rf "$PREFIX" "$ROOT/usr/share/layerwatch" "$ROOT/run/layerwatch" "$ROOT/var/lib/layerwatch-update"
   if [ "$KEEP_DATA" = 0 ]; then
     run rm -rf "$CONF_DIR" "$STATE_DIR"
   else
@@ -143,10 +179,30 @@ image_venv() {
     run cp "$CONSTRAINTS" "$ROOT$stage/constraints.txt"
     pins=(-c "$stage/constraints.txt")
   fi
-  [ -x "$PREFIX/venv/bin/python" ] || run chroot "$ROOT" python3 -m venv /opt/layerwatch/venv
+  if [ ! -L "$PREFIX/venv" ] && [ -d "$PREFIX/venv" ]; then migrate_venv; fi
+  if [ ! -x "$PREFIX/venv/bin/python" ]; then
+    local name version
+    version=$(find "$WHEELS" -maxdepth 1 -name 'layerwatch-*.whl' -printf '%f\n' 2>/dev/null | head -n 1 | cut -d- -f2 || true)
+    name=$(venv_name "${version:-unknown}")
+    run chroot "$ROOT" python3 -m venv "/opt/layerwatch/venvs/$name"
+    link_venv "$name"
+  fi
   run chroot "$ROOT" /opt/layerwatch/venv/bin/pip install --quiet --no-index --no-cache-dir \
     --find-links "$stage" "${pins[@]}" "layerwatch[litert,cloud]" lgpio
   run rm -rf "$ROOT$stage"
+}
+
+# the venv's folder name: VERSION-STAMP (layerwatch-update makes its new venvs the same way)
+venv_name() { echo "$1-$(date -u +%Y%m%dT%H%M%SZ)"; }
+# /opt/layerwatch/venv -> venvs/NAME, relative (valid in the image root and on the card)
+link_venv() {
+  run ln -sfn "venvs/$1" "$PREFIX/.venv.switch"
+  run mv -T "$PREFIX/.venv.switch" "$PREFIX/venv"
+}
+# a plain venv folder from an older install becomes venvs/VERSION-STAMP + the symlink
+migrate_venv() {
+  run env LAYERWATCH_ROOT="$ROOT" bash "$SRC/scripts/update.sh" --migrate
+  did "moved the existing venv to $SYS_VENVS/ ($(readlink "$PREFIX/venv" 2>/dev/null || echo '?'))"
 }
 
 install_venv() {
@@ -164,17 +220,46 @@ install_venv() {
     packages+=(python3-picamera2 python3-lgpio)
     site="--system-site-packages"
   fi
-  run apt-get install -y -qq --no-install-recommends "${packages[@]}"
+  if ! run apt-get install -y -qq --no-install-recommends "${packages[@]}"; then
+    say "apt-get install failed: apt-get update, then again"
+    run apt-get update -qq
+    run apt-get install -y -qq --no-install-recommends "${packages[@]}"
+  fi
+  did "apt: ${packages[*]}"
+  if [ ! -L "$PREFIX/venv" ] && [ -d "$PREFIX/venv" ]; then migrate_venv; fi
   if [ ! -x "$PREFIX/venv/bin/python" ]; then
-    run python3 -m venv $site "$PREFIX/venv"
-  elif [ -n "$site" ] && [ -f "$PREFIX/venv/pyvenv.cfg" ]; then
-    run sed -i 's/^include-system-site-packages = .*/include-system-site-packages = true/' "$PREFIX/venv/pyvenv.cfg"
+    local name
+    name=$(venv_name "$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$SRC/pyproject.toml" | head -n 1)")
+    run install -d "$PREFIX/venvs"
+    run python3 -m venv $site "$PREFIX/venvs/$name"
+    link_venv "$name"
+    did "venv $SYS_VENVS/$name${site:+ ($site)}, $SYS_PREFIX/venv links to it"
+  else
+    if [ -n "$site" ] && [ -f "$PREFIX/venv/pyvenv.cfg" ]; then
+      run sed -i 's/^include-system-site-packages = .*/include-system-site-packages = true/' "$PREFIX/venv/pyvenv.cfg"
+    fi
+    did "venv: installed into the active one, $SYS_PREFIX/venv -> $(readlink "$PREFIX/venv" 2>/dev/null || echo '?')${site:+ ($site)}"
+  fi
+  local pins=()
+  if [ "$kind" = raspios ]; then
+    # picamera2's compiled helpers (simplejpeg, ...) from apt are built for apt's numpy: keep that one
+    # (pip would put a numpy 2 into the venv above it on Bookworm, and `import picamera2` would fail)
+    local numpy
+    numpy=$(dpkg-query -W -f '${Version}' python3-numpy 2>/dev/null | sed 's/^[0-9]*://; s/[-+~].*//' || true)
+    if [ -n "$numpy" ]; then
+      run install -d "$PREFIX/venv/share"
+      if [ "$DRY_RUN" = 0 ]; then echo "numpy==$numpy" >"$PREFIX/venv/share/layerwatch-apt-pins.txt"; fi
+      pins=(-c "$PREFIX/venv/share/layerwatch-apt-pins.txt")
+      did "numpy kept at apt's $numpy (python3-numpy, which python3-picamera2 is built for)"
+    fi
   fi
   run "$PREFIX/venv/bin/pip" install --quiet --upgrade pip
-  run "$PREFIX/venv/bin/pip" install --quiet "${SRC}[litert,cloud]"
+  run "$PREFIX/venv/bin/pip" install --quiet "${pins[@]}" "${SRC}[litert,cloud]"
+  did "pip: layerwatch[litert,cloud] from $SRC and its dependencies into the venv"
   if [ "$kind" != raspios ]; then
     # gpiozero's lgpio backend (any gpiochip: Jetson, Debian on a Pi); optional
-    run "$PREFIX/venv/bin/pip" install --quiet lgpio || say "lgpio not installed: no GPIO backend"
+    if run "$PREFIX/venv/bin/pip" install --quiet lgpio; then did "pip: lgpio (GPIO backend)"
+    else say "lgpio not installed: no GPIO backend"; fi
   fi
 }
 
@@ -198,6 +283,9 @@ install_files() {
   local unit
   for unit in "${UNITS[@]}"; do run install -m 0644 "$SRC/systemd/$unit" "$UNIT_DIR/$unit"; done
   run install -m 0644 "$SRC/udev/99-layerwatch.rules" "$UDEV_DIR/99-layerwatch.rules"
+  run install -D -m 0755 "$SRC/scripts/update.sh" "$UPDATE_CMD"
+  did "units ${UNITS[*]}, udev rule 99-layerwatch.rules, models, config skeleton $SYS_CONF (kept when there)"
+  did "update command /usr/local/sbin/layerwatch-update (docs/install.md)"
 }
 
 enable_units() {
@@ -222,10 +310,15 @@ if [ "$ACTION" = uninstall ]; then
   uninstall
   exit 0
 fi
+if system_wide; then check_64bit; fi
 install_user
 install_venv
 install_files
 enable_units
+if [ ${#DID[@]} -gt 0 ]; then
+  say "done:"
+  for line in "${DID[@]}"; do say "  - $line"; done
+fi
 say "installed. Edit $CONF_DIR/layerwatch.toml, check it with"
 say "  /opt/layerwatch/venv/bin/layerwatch check-config"
 say "then: systemctl restart layerwatch && journalctl -fu layerwatch"
