@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
-from appliance.actions.dispatcher import AlertDispatcher, ChannelPolicy, Notification, alert_notification
+from appliance.actions.dispatcher import (
+    AlertDispatcher,
+    ChannelPolicy,
+    Notification,
+    alert_notification,
+    reason_words,
+)
 from appliance.actions.outbox import Outbox, OutboxWorker
 from appliance.errors import DeliveryError, DeliveryRejectedError
 from appliance.service.commands import Command, CommandKind, CommandQueue
@@ -122,3 +129,23 @@ def test_alert_notification_carries_id_score_and_image():
     n = alert_notification("printer", alert, result, jpeg)
     assert n.key == "a1b2c3d4e5f6-0" and n.fields["score"] == 0.93 and n.fields["state"] == "failure"
     assert n.image == jpeg and "verification frames" in n.description
+    assert "reason" not in n.fields  # no learner reason on this frame
+
+
+def test_alert_notification_says_the_learner_reason_in_words_and_carries_it():
+    alert, result, jpeg = synthetic_alert(alert_id="a1b2c3d4e5f6")
+    failure = {"answer_id": "x1", "source": "user", "frame_id": "f1", "time": 1.7e9, "similarity": 0.912}
+    normal = {"answer_id": "c1", "source": "calibration", "frame_id": None, "time": 1.7e9, "similarity": 0.5}
+    reason = {"prior_logit": -1.234, "learner": "fitted", "nearest_failure": failure, "nearest_ok": normal}
+    n = alert_notification("printer", alert, dataclasses.replace(result, reason=reason), jpeg)
+    assert n.fields["reason"] == reason  # MQTT P/<camera>/event carries the fields as they are
+    assert "It looks most like the user's answer of " in n.description
+    assert (
+        "(similarity 0.91) labelled failure; its closest normal frame is the calibration frame"
+        in n.description
+    )
+    assert n.description.endswith("The generic model's own logit: -1.23.")
+    assert (
+        reason_words({"prior_logit": 0.5})
+        == "The camera has no labelled frames yet. The generic model's own logit: 0.50."
+    )

@@ -91,6 +91,8 @@ def alert_notification(camera: str, alert: Alert, result: FrameResult, evidence_
     cloud_words = None if result.cloud is None else result.cloud.get("description")
     if isinstance(cloud_words, str) and cloud_words:
         description = f"{description} Cloud: {cloud_words}"
+    if result.reason is not None:
+        description = f"{description} {reason_words(result.reason)}"
     return Notification(
         key=f"{alert.id}-{alert.repeat}",
         kind="alert",
@@ -105,9 +107,36 @@ def alert_notification(camera: str, alert: Alert, result: FrameResult, evidence_
             "votes": alert.votes,
             "window": alert.window,
             "cloud_verdict": cloud,
+            **({"reason": result.reason} if result.reason is not None else {}),
         },
         image=evidence_jpeg,
     )
+
+
+def reason_words(reason: dict[str, Any]) -> str:
+    """The camera learner's reason for an alert
+    (:meth:`appliance.detector.camera_learner.CameraLearner.reason`) in words, as the console's alert panel
+    says it: the labelled frames the alert's frame most resembles
+    (an answer's local time, or the calibration), and the generic model's logit."""
+
+    def near(entry: dict[str, Any]) -> str:
+        similarity = f"(similarity {float(entry.get('similarity', 0.0)):.2f})"
+        if entry.get("source") == "calibration":
+            return f"the calibration frame {similarity}"
+        when = dt.datetime.fromtimestamp(float(entry.get("time", 0.0))).strftime("%Y-%m-%d %H:%M")
+        return f"the {entry.get('source', 'user')}'s answer of {when} {similarity}"
+
+    parts: list[str] = []
+    if isinstance(failure := reason.get("nearest_failure"), dict):
+        parts.append(f"It looks most like {near(failure)} labelled failure")
+    if isinstance(normal := reason.get("nearest_ok"), dict):
+        lead = "; its closest normal frame is " if parts else "Its closest normal frame is "
+        parts.append(lead + near(normal))
+    if not parts:
+        parts.append("The camera has no labelled frames yet")
+    prior = reason.get("prior_logit")
+    tail = f" The generic model's own logit: {float(prior):.2f}." if isinstance(prior, int | float) else ""
+    return "".join(parts) + "." + tail
 
 
 def test_notification(camera: str | None) -> Notification:
