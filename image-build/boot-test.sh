@@ -3,7 +3,7 @@
 # (read from its FAT boot partition with mtools, nothing mounted) and read the serial console:
 #
 #   image-build/boot-test.sh IMAGE [--arch amd64|arm64] [--firmware kernel|bios|uefi] [--log FILE]
-#                                  [--timeout S]
+#                                  [--timeout S] [--nic none|user] [--checks]
 #
 # --firmware kernel (default) hands QEMU the kernel and initramfs directly; amd64 images can also
 # boot through their own boot loader: bios (SeaBIOS -> the MBR code -> SYSLINUX) or uefi (OVMF,
@@ -14,6 +14,12 @@
 # output is one JSON object: ready_s (power-on to layerwatch.service READY, null without READY),
 # default_target_s, failed_units, layerwatch_state (watching, config_error, unconfigured, ...),
 # n_restarts, the boot partition's files and more. Exit 0 only when READY came and no unit failed.
+# --nic user gives the guest a virtio network card on QEMU's user-mode network with restrict=on (the
+# guest reaches nothing outside QEMU): the report then says the guest's address, what mDNS
+# (avahi-resolve NAME.local) answers and the boot partition's layerwatch-address.txt. --checks adds
+# layerwatch.boot_checks: `import picamera2, libcamera` in the venv, libcamera's pipeline handlers
+# and IPA modules, the CSI source through picamera2, and the boot partition's example config through
+# `layerwatch check-config` and `layerwatch test` (after READY; the figures stay the boot's).
 # The first boot changes IMAGE (settings applied, root grown): boot a copy to keep the original.
 set -euo pipefail
 
@@ -22,14 +28,18 @@ ARCH=""
 LOG=""
 TIMEOUT=${LAYERWATCH_BOOT_TIMEOUT:-300}
 FIRMWARE=kernel
+NIC=none
+CHECKS=""
 OVMF=${OVMF:-/usr/share/ovmf/OVMF.fd}
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) ARCH=${2:?}; shift ;;
     --log) LOG=${2:?}; shift ;;
     --firmware) FIRMWARE=${2:?}; shift ;;
     --timeout) TIMEOUT=${2:?}; shift ;;
+    --nic) NIC=${2:?}; shift ;;
+    --checks) CHECKS=" layerwatch.boot_checks" ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "boot-test.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) IMAGE=$1 ;;
@@ -48,7 +58,7 @@ LOG=${LOG:-$WORK/console.log}
 # the kernel and initramfs from the boot partition (partition 1), read in place with mtools
 start=$(sfdisk --dump "$IMAGE" | awk -F'[=,]' '/^[^ ]*1 *:/ { gsub(/ /, "", $2); print $2 }')
 offset=$((start * 512))
-report_args="panic=-1 layerwatch.boot_report=$((TIMEOUT / 2))"
+report_args="panic=-1 layerwatch.boot_report=$((TIMEOUT / 2))$CHECKS"
 append="root=LABEL=lwroot rw rootwait $report_args"
 
 # the boot loader's own entry, with the report's arguments added: $1 the file on the FAT partition,
@@ -77,9 +87,15 @@ if [ "$FIRMWARE" = kernel ]; then
   mcopy -n -i "$IMAGE@@$offset" ::/initrd.img "$WORK/initrd.img"
   qemu+=(-kernel "$WORK/vmlinuz" -initrd "$WORK/initrd.img")
 fi
+case "$NIC" in
+  none) nic=(-nic none) ;;
+  # restrict=on: the guest talks to QEMU's DHCP server and nothing else (no host, no LAN, no internet)
+  user) nic=(-nic "user,restrict=on,model=virtio-net-pci") ;;
+  *) echo "boot-test.sh: --nic none|user" >&2; exit 2 ;;
+esac
 qemu+=(-accel tcg -smp 2 -m 1024
   -drive "file=$IMAGE,format=raw,if=virtio,cache=unsafe" -serial "file:$LOG" -display none
-  -monitor none -nic none -no-reboot)
+  -monitor none "${nic[@]}" -no-reboot)
 
 t0=$(date +%s.%N)
 "${qemu[@]}" &
@@ -131,6 +147,9 @@ result = {
     "etc_layerwatch": report["etc_layerwatch"],
     "hostname": report["hostname"],
     "root_fs_mb": report["root_fs_mb"],
+    "network": report.get("network"),
+    "token": report.get("token"),
+    "checks": report.get("checks"),
     "power_off_s": round(float(__import__("time").time()) - t0, 1),
 }
 print(json.dumps(result))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build the Layerwatch SD-card / disk image (run as root on a Debian 12 host; no loop devices and no
-# mounts are needed):
+# Build the Layerwatch SD-card / disk image, Debian 13 (trixie) with Python 3.13 (run as root on a
+# Debian 12 or 13 host; no loop devices and no mounts are needed):
 #
 #   image-build/build.sh --arch amd64|arm64 --out DIR
 #
@@ -10,6 +10,8 @@
 # object: {"arch", "build_s", "raw_mb", "compressed_mb", ...}.
 #
 # Environment: LAYERWATCH_MIRROR (Debian mirror, default http://deb.debian.org/debian),
+# LAYERWATCH_SUITE (default trixie; the image's Python and wheels follow it: cp313),
+# LAYERWATCH_WHEEL_CACHE (where the wheels built from source are kept, default OUT/wheel-cache-ARCH),
 # LAYERWATCH_XZ_LEVEL (xz preset, default 6; the CI test uses 0), PYTHON (the host python with pip
 # that downloads the wheels, default python3). Host packages: mmdebstrap mtools dosfstools fdisk
 # e2fsprogs xz-utils python3-pip, for amd64 syslinux syslinux-common (BIOS boot), for arm64
@@ -20,13 +22,17 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/.." && pwd)
 ARCH=""
 OUT=""
-SUITE=bookworm
+SUITE=${LAYERWATCH_SUITE:-trixie}
+case "$SUITE" in  # the suite's python3: the wheels' CPython
+  bookworm) PY_VERSION=3.11 ;;
+  *) PY_VERSION=3.13 ;;
+esac
 MIRROR=${LAYERWATCH_MIRROR:-http://deb.debian.org/debian}
 SECURITY=${LAYERWATCH_SECURITY_MIRROR:-${MIRROR%/debian}/debian-security}
 XZ_LEVEL=${LAYERWATCH_XZ_LEVEL:-6}
 PYTHON=${PYTHON:-python3}
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) ARCH=${2:?--arch needs amd64 or arm64}; shift ;;
@@ -64,21 +70,41 @@ rm -rf "$WORK"
 mkdir -p "$WORK/wheels" "$WORK/bootfs"
 
 # --- wheels for the target on the build host (pip in a foreign chroot has no CA bundle) ------------
-say "wheels for $ARCH"
+say "wheels for $ARCH (CPython $PY_VERSION)"
+abi=cp${PY_VERSION/./}
 platforms=()
-for tag in manylinux_2_36 manylinux_2_35 manylinux_2_34 manylinux_2_31 manylinux_2_28 manylinux_2_27 \
-  manylinux_2_24 manylinux_2_17 manylinux2014; do
+for tag in manylinux_2_41 manylinux_2_39 manylinux_2_38 manylinux_2_36 manylinux_2_35 manylinux_2_34 \
+  manylinux_2_31 manylinux_2_28 manylinux_2_27 manylinux_2_24 manylinux_2_17 manylinux2014; do
   platforms+=(--platform "${tag}_$MACHINE")
 done
+platforms+=(--platform "linux_$MACHINE")  # the wheels build-wheels.sh made on the target's Debian
+target=("${platforms[@]}" --python-version "$PY_VERSION" --implementation cp --abi "$abi" --only-binary=:all:)
+# pinned packages with no cp313 wheel on PyPI (measured: lgpio 0.2.2.0 has wheels up to cp312;
+# pidng, picamera2's DNG writer, is source only): their sdists, built for the target in a chroot
+# (build-wheels.sh), kept in a cache so a rebuild does not compile them again
+from_source=(lgpio)
+[ "$ARCH" != arm64 ] || from_source+=(pidng)
+CACHE=${LAYERWATCH_WHEEL_CACHE:-$OUT/wheel-cache-$ARCH}
+mkdir -p "$WORK/sdists"
+pins=()
+for name in "${from_source[@]}"; do pins+=("$(grep -i "^$name==" "$HERE/constraints.txt")"); done
+"$PYTHON" -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation --dest "$WORK/sdists" "${pins[@]}"
+"$HERE/build-wheels.sh" "$ARCH" "$SUITE" "$MIRROR" "$CACHE" "$WORK"/sdists/*.tar.gz
 # the project's wheel from a copy, so the checkout gets no build/ folder (and two builds do not race)
 mkdir -p "$WORK/src"
 cp -r "$SRC/pyproject.toml" "$SRC/README.md" "$SRC/appliance" "$WORK/src/"
 "$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$WORK/wheels" "$WORK/src"
 rm -rf "$WORK/src"
 wheel=$(find "$WORK/wheels" -name 'layerwatch-*.whl' | head -n 1)
-"$PYTHON" -m pip download --quiet --dest "$WORK/wheels" "${platforms[@]}" --python-version 3.11 \
-  --implementation cp --abi cp311 --only-binary=:all: -c "$HERE/constraints.txt" \
-  "layerwatch[litert,cloud] @ file://$wheel" lgpio
+"$PYTHON" -m pip download --quiet --dest "$WORK/wheels" "${target[@]}" --find-links "$CACHE" \
+  -c "$HERE/constraints.txt" "layerwatch[litert,cloud] @ file://$wheel" lgpio
+if [ "$ARCH" = arm64 ]; then
+  # the Pi camera (steps/35-camera-arm64): picamera2 and the modules `import picamera2` loads, without
+  # the ones only its optional features import (av, OpenEXR, jsonschema, libarchive-c: measured);
+  # libcamera and prctl come from Debian
+  "$PYTHON" -m pip download --quiet --no-deps --dest "$WORK/wheels/camera" "${target[@]}" \
+    --find-links "$CACHE" -c "$HERE/constraints.txt" picamera2 pillow simplejpeg piexif videodev2 pidng
+fi
 
 # --- the root file system: mmdebstrap, then the numbered steps as its customize hook ---------------
 packages=$(cat "$HERE"/steps/[0-9][0-9]-*/packages "$HERE"/steps/[0-9][0-9]-*/"packages-$ARCH" 2>/dev/null |

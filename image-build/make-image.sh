@@ -28,8 +28,11 @@ start=$(((1 + BOOT_MB) * 2048)), type=83
 PARTITIONS
 mkfs.vfat -C -F 32 -n LWBOOT "$tmp/boot.vfat" $((BOOT_MB * 1024)) >/dev/null
 mcopy -s -i "$tmp/boot.vfat" "$BOOTFS"/* ::/
-if [ -f "$ROOTFS/usr/share/layerwatch/layerwatch.example.toml" ]; then
-  mcopy -i "$tmp/boot.vfat" "$ROOTFS/usr/share/layerwatch/layerwatch.example.toml" ::/layerwatch.toml.example
+# the card's example (a USB webcam; image-build/layerwatch.toml.example), in CRLF for Windows' editors
+example=$(dirname "$0")/layerwatch.toml.example
+if [ -f "$example" ] && [ -d "$ROOTFS/opt/layerwatch" ]; then
+  sed 's/$/\r/' "$example" >"$tmp/layerwatch.toml.example"
+  mcopy -i "$tmp/boot.vfat" "$tmp/layerwatch.toml.example" ::/layerwatch.toml.example
 fi
 if [ -f "$BOOTFS/syslinux/syslinux.cfg" ]; then
   mbr=${SYSLINUX_MBR:-/usr/lib/syslinux/mbr/mbr.bin}

@@ -4,6 +4,9 @@ FAT boot partition was written with mtools (no mounts):
 
 - the replay demo config as layerwatch.toml, a credential and a host name on the boot partition: they
   are moved off it, the root partition grows, layerwatch.service is READY and watching, no unit failed;
+  with a network card on QEMU's restricted user-mode network, avahi answers NAME.local with the
+  guest's address, which is also in the boot partition's layerwatch-address.txt, and the console's
+  API token is copied to its layerwatch-token.txt;
 - an invalid layerwatch.toml, booted through the BIOS path (SeaBIOS, MBR code, SYSLINUX): the journal
   names the key, the state is config_error, the status light unit runs, no restart loop;
 - nothing on the boot partition, booted through the UEFI path (OVMF, systemd-boot): the safe
@@ -120,9 +123,10 @@ def _variant(image: Path, tmp_path: Path, files: dict[str, str], grow_mb: int = 
     return copy
 
 
-def _boot(image: Path, firmware: str = "kernel") -> tuple[int, dict[str, Any], str]:
+def _boot(image: Path, firmware: str = "kernel", nic: str = "none") -> tuple[int, dict[str, Any], str]:
     proc = subprocess.run(
-        [IMAGE_BUILD / "boot-test.sh", image, "--timeout", str(BOOT_TIMEOUT_S), "--firmware", firmware],
+        [IMAGE_BUILD / "boot-test.sh", image, "--timeout", str(BOOT_TIMEOUT_S), "--firmware", firmware,
+         "--nic", nic],
         capture_output=True, text=True, timeout=BOOT_TIMEOUT_S + 60,
     )  # fmt: skip
     result = _last_json(proc.stdout)
@@ -143,7 +147,7 @@ def test_boot_with_the_replay_config_on_the_boot_partition(amd64_image: Path, tm
         grow_mb=512,
     )
     size_before_mb = image.stat().st_size // 2**20
-    code, result, out = _boot(image)
+    code, result, out = _boot(image, nic="user")
     assert code == 0, out[-4000:]
     assert result["failed_units"] == []
     assert result["layerwatch_state"] == "watching", result
@@ -157,6 +161,13 @@ def test_boot_with_the_replay_config_on_the_boot_partition(amd64_image: Path, tm
     assert "credential mqtt_password moved" in out
     # the root partition grew into the extra 512 MB
     assert result["root_fs_mb"] > size_before_mb - 256 - 512 + 300, result["root_fs_mb"]
+    # found on the LAN: printer-cam.local (avahi) and layerwatch-address.txt on the boot partition
+    network = result["network"]
+    assert network["mdns_name"] == "printer-cam.local" and network["mdns_ok"], network
+    assert any(network["addresses"][0] in line for line in network["address_file"]), network
+    # the console's token, readable on the computer that flashed the card
+    assert result["token"]["state_file"] and result["token"]["boot_copy_matches"], result["token"]
+    assert "layerwatch-token.txt" in result["boot_partition"]
 
 
 @pytest.mark.slow

@@ -3,4 +3,4 @@
 set -euo pipefail
 ROOT=$1
 systemctl --root="$ROOT" --quiet enable layerwatch-bootconfig.service layerwatch-growroot.service \
-  layerwatch-boot-report.service
+  layerwatch-boot-report.service layerwatch-token.path

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Raspberry Pi boot partition: Debian's raspi-firmware (bootcode.bin, start*.elf, fixup*.dat),
 # the Pi device trees of Debian's arm64 kernel (bcm2837-*: Pi 3, Zero 2 W; bcm2711-*: Pi 4, 400,
-# CM4), the kernel and initramfs, and config.txt and
-# cmdline.txt written here. Written to WORK/bootfs (build.sh makes the FAT file system from it).
+# CM4; bcm2712-*: Pi 5), the kernel and initramfs, and config.txt (one file for Pi 3, 4 and 5:
+# [pi3], [pi4], [pi5] sections) and cmdline.txt written here. Written to WORK/bootfs (build.sh makes
+# the FAT file system from it).
 set -euo pipefail
 ROOT=$1 WORK=$3
 BOOTFS=$WORK/bootfs
@@ -10,24 +11,53 @@ kernel=$(find "$ROOT/boot" -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -n 1)
 version=${kernel##*/vmlinuz-}
 install -d "$BOOTFS"
 cp -r "$ROOT"/usr/lib/raspi-firmware/. "$BOOTFS/"
-find "$ROOT/usr/lib/linux-image-$version/broadcom" -name 'bcm2*-rpi-*.dtb' -exec install -m 0644 {} "$BOOTFS/" \;
-if [ -d "$ROOT/usr/lib/linux-image-$version/overlays" ]; then
-  cp -r "$ROOT/usr/lib/linux-image-$version/overlays" "$BOOTFS/"
-fi
+# the device trees: /usr/lib/linux-image-VERSION (trixie's 6.12) or /usr/lib/modules/VERSION/dtb (7.x)
+for dtbs in "$ROOT/usr/lib/linux-image-$version" "$ROOT/usr/lib/modules/$version/dtb"; do
+  [ -d "$dtbs/broadcom" ] || continue
+  find "$dtbs/broadcom" -name 'bcm2*-rpi-*.dtb' -exec install -m 0644 {} "$BOOTFS/" \;
+  if [ -d "$dtbs/overlays" ]; then cp -r "$dtbs/overlays" "$BOOTFS/"; fi
+done
+# the Pi 5's firmware asks for bcm2712d0-rpi-5-b.dtb on D0-stepping boards (2 GB, 16 GB); the
+# mainline kernel calls it bcm2712-d-rpi-5-b.dtb
+if [ -f "$BOOTFS/bcm2712-d-rpi-5-b.dtb" ]; then cp "$BOOTFS/bcm2712-d-rpi-5-b.dtb" "$BOOTFS/bcm2712d0-rpi-5-b.dtb"; fi
 install -m 0644 "$kernel" "$BOOTFS/vmlinuz"
 install -m 0644 "$ROOT/boot/initrd.img-$version" "$BOOTFS/initrd.img"
+# what the kernel can drive on a Pi 5 (its SD card controller and the RP1 chip: Ethernet, USB, the
+# GPIO header, the camera ports), from its own configuration
+pi5="cannot boot this card: Debian's kernel $version has the Pi 5 device tree but not the drivers"
+pi5="$pi5 of its SD card controller (sdhci-brcmstb) and of the RP1 chip (Ethernet, USB, GPIO header);"
+pi5="$pi5 build with LAYERWATCH_ARM64_KERNEL=backports"
+config="$ROOT/boot/config-$version"
+[ -f "$config" ] || config="$ROOT/usr/lib/modules/$version/config"
+if grep -q '^CONFIG_MMC_SDHCI_BRCMSTB=[ym]' "$config" && grep -q '^CONFIG_MISC_RP1=[ym]' "$config"; then
+  pi5="Debian's kernel $version has the SD card controller (sdhci-brcmstb) and the RP1 drivers;"
+  pi5="$pi5 not tried on a Pi 5 (image-build/README.md)"
+fi
 cat >"$BOOTFS/config.txt" <<CONFIG
-# Layerwatch image (Raspberry Pi 3, 4, 400, CM4, Zero 2 W): Debian's arm64 kernel $version
+# Layerwatch image: Debian's arm64 kernel $version and Debian's raspi-firmware, one card for
+# Raspberry Pi 3, 3+, Zero 2 W, 4, 400, CM4 and 5. The firmware reads the sections for its board.
+[all]
 arm_64bit=1
 upstream_kernel=1
 kernel=vmlinuz
 initramfs initrd.img followkernel
 enable_uart=1
 disable_overscan=1
+# the camera and display overlays of Raspberry Pi's kernel are not on this card
 camera_auto_detect=0
+display_auto_detect=0
+
+[pi3]
+# Pi 3, 3+ and Zero 2 W: bcm2837-rpi-*.dtb; the serial console is the mini UART (ttyS1)
 
 [pi4]
+# Pi 4, 400 and CM4: bcm2711-rpi-*.dtb
 max_framebuffers=2
+
+[pi5]
+# Pi 5: bcm2712-rpi-5-b.dtb. $pi5
+
+[all]
 CONFIG
 echo "console=tty0 console=ttyS1,115200 root=LABEL=lwroot rw rootwait fsck.repair=yes" >"$BOOTFS/cmdline.txt"
 echo "$version" >"$WORK/kernel-version"

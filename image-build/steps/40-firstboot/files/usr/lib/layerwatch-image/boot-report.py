@@ -5,10 +5,26 @@ Waits until layerwatch.service is watching, has failed, was not started (no conf
 prints one line ``LAYERWATCH-REPORT {json}`` on the console, the journal of the Layerwatch units
 between ``LAYERWATCH-JOURNAL-BEGIN``/``-END``, and powers off. Times are CLOCK_MONOTONIC seconds
 (since the kernel started); boot-test.sh turns them into seconds since power-on.
+
+After READY (never before: the figure stays the service's) it also reports, for boot-test.sh:
+
+- ``network``: the guest's global addresses and what ``avahi-resolve -4 -n HOSTNAME.local`` answers
+  (mDNS), and the boot partition's ``layerwatch-address.txt``;
+- ``token``: whether the API token exists and its copy ``layerwatch-token.txt`` on the boot partition
+  matches it (the token itself is never printed);
+- with ``layerwatch.boot_checks`` on the kernel command line, ``checks``: ``import picamera2,
+  libcamera`` in the venv, the libcamera pipeline handlers a CameraManager registers and the IPA
+  modules on disk, the CSI source opened through the real picamera2 and libcamera (no camera in
+  QEMU: its own "no CSI camera" error), and the boot partition's ``layerwatch.toml.example``
+  through ``layerwatch check-config`` and ``layerwatch test`` (its camera replaced by the replay
+  clip, then by the kernel's vivid V4L2 test device: the example's own source type).
 """
 
+import glob
+import hashlib
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -53,6 +69,175 @@ def reached_watching() -> bool:
     said = subprocess.run(["journalctl", "-b", "-u", UNIT, "--no-pager", "-o", "cat"],
                           capture_output=True, text=True, check=False).stdout  # fmt: skip
     return any("camera " in line and line.endswith("-> watching") for line in said.splitlines())
+
+
+BOOT = Path("/boot/firmware")
+VENV_PYTHON = "/opt/layerwatch/venv/bin/python"
+LAYERWATCH = "/opt/layerwatch/venv/bin/layerwatch"
+
+
+def run(
+    *cmd: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env={**os.environ, **(env or {})},
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return subprocess.CompletedProcess(cmd, -1, "", f"{type(exc).__name__}: {exc}")
+
+
+def global_addresses() -> list[str]:
+    out = run("ip", "-o", "-4", "address", "show", "scope", "global").stdout
+    return [line.split()[3].split("/")[0] for line in out.splitlines() if len(line.split()) > 3]
+
+
+def has_nic() -> bool:
+    return any(name != "lo" for name in os.listdir("/sys/class/net"))
+
+
+def wait_for(check, seconds: float) -> float | None:  # type: ignore[no-untyped-def]
+    """Poll CHECK every 0.5 s for up to SECONDS; the seconds it took, or None."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        if check():
+            return round(time.monotonic() - started, 1)
+        time.sleep(0.5)
+    return None
+
+
+def network() -> dict[str, object]:
+    name = Path("/etc/hostname").read_text().strip()
+    report: dict[str, object] = {"nic": has_nic(), "mdns_name": f"{name}.local"}
+    if not report["nic"]:
+        return report
+    report["address_wait_s"] = wait_for(global_addresses, 60)
+    report["addresses"] = global_addresses()
+    resolved = ""
+    for _ in range(20):  # avahi announces the name a few seconds after the address comes
+        said = run("avahi-resolve", "-4", "-n", f"{name}.local", timeout=10)
+        if said.returncode == 0 and said.stdout.split():
+            resolved = said.stdout.split()[-1]
+            break
+        time.sleep(1)
+    report["mdns_resolved"] = resolved or None
+    report["mdns_ok"] = bool(resolved) and resolved in report["addresses"]  # type: ignore[operator]
+    address_file = BOOT / "layerwatch-address.txt"
+    addresses = report["addresses"]
+    listed = lambda: address_file.is_file() and all(a in address_file.read_text() for a in addresses)  # type: ignore[attr-defined]  # noqa: E731
+    wait_for(listed, 30)
+    report["address_file"] = address_file.read_text().splitlines() if address_file.is_file() else None
+    return report
+
+
+def token() -> dict[str, object]:
+    state = Path("/var/lib/layerwatch/api_token")
+    copy = BOOT / "layerwatch-token.txt"
+    if not state.is_file():
+        return {"state_file": False, "boot_copy": copy.is_file()}
+    wait_for(lambda: copy.is_file() and copy.read_text().strip() == state.read_text().strip(), 30)
+    text = state.read_text().strip()
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]  # which token, without the token
+    return {
+        "state_file": True,
+        "length": len(text),
+        "sha256_12": digest,
+        "boot_copy": copy.is_file(),
+        "boot_copy_matches": copy.is_file() and copy.read_text().strip() == text,
+    }
+
+
+CAMERA_IMPORT = """
+import json, time
+t = time.monotonic()
+import picamera2, libcamera, numpy
+print(json.dumps({"seconds": round(time.monotonic() - t, 2), "picamera2": picamera2.__file__,
+                  "libcamera": libcamera.__file__, "numpy": numpy.__version__, "numpy_from": numpy.__file__}))
+"""
+CAMERA_MANAGER = """
+import libcamera
+manager = libcamera.CameraManager.singleton()
+print(len(manager.cameras))
+"""
+
+
+def camera_checks() -> dict[str, object]:
+    report: dict[str, object] = {}
+    said = run(VENV_PYTHON, "-c", CAMERA_IMPORT)
+    report["import_picamera2_libcamera"] = (
+        json.loads(said.stdout.splitlines()[-1])
+        if said.returncode == 0
+        else {"error": said.stderr.strip().splitlines()[-3:]}
+    )
+    said = run(VENV_PYTHON, "-c", CAMERA_MANAGER, env={"LIBCAMERA_LOG_LEVELS": "*:DEBUG"})
+    handlers = re.findall(r"Found registered pipeline handler '([^']+)'", said.stderr)
+    report["pipeline_handlers"] = sorted(set(handlers))
+    report["cameras"] = (
+        int(said.stdout.strip()) if said.returncode == 0 and said.stdout.strip().isdigit() else None
+    )
+    if said.returncode != 0:
+        report["camera_manager_error"] = said.stderr.strip().splitlines()[-3:]
+    modules = glob.glob("/usr/lib/*/libcamera/**/*.so", recursive=True)
+    report["ipa_modules"] = sorted(os.path.basename(m) for m in modules)
+    fake = Path("/usr/lib/layerwatch-image/csi-source-check.py")
+    if fake.is_file():
+        said = run(VENV_PYTHON, str(fake), timeout=180)
+        lines = said.stdout.strip().splitlines()
+        report["csi_source"] = (
+            json.loads(lines[-1])
+            if said.returncode == 0 and lines
+            else {"error": said.stderr.strip().splitlines()[-5:]}
+        )
+    return report
+
+
+def example_checks() -> dict[str, object]:
+    example = BOOT / "layerwatch.toml.example"
+    if not example.is_file():
+        return {"example": None}
+    said = run(LAYERWATCH, "check-config", "--config", str(example))
+    report: dict[str, object] = {
+        "check_config_rc": said.returncode,
+        "check_config": (said.stdout + said.stderr).strip().splitlines()[-3:],
+    }
+    replay = '{ type = "replay", path = "/usr/share/layerwatch/demo.mp4", rate_fps = 2, loop = true }'
+    text = re.sub(
+        r"(?m)^source = \{.*\}", "source = " + replay, example.read_text().replace("\r", ""), count=1
+    )
+    Path("/run/layerwatch-example-replay.toml").write_text(text)
+    said = run(
+        LAYERWATCH,
+        "test",
+        "--config",
+        "/run/layerwatch-example-replay.toml",
+        timeout=240,
+        env={"LAYERWATCH_STATE_DIR": "/run/layerwatch-example-state"},
+    )
+    report["test_rc"] = said.returncode
+    report["test"] = said.stdout.strip().splitlines()[-1:] or said.stderr.strip().splitlines()[-3:]
+    # the example's own source type (usb: V4L2) on a V4L2 device: the kernel's vivid test driver
+    loaded = run("modprobe", "vivid", "n_devs=1", "node_types=0x1", "input_types=0x0")
+    devices = sorted(glob.glob("/dev/video*"))
+    if loaded.returncode == 0 and devices:
+        usb = f'{{ type = "usb", device = "{devices[0]}" }}'
+        text = re.sub(
+            r"(?m)^source = \{.*\}", "source = " + usb, example.read_text().replace("\r", ""), count=1
+        )
+        Path("/run/layerwatch-example-v4l2.toml").write_text(text)
+        said = run(
+            LAYERWATCH, "test", "--config", "/run/layerwatch-example-v4l2.toml", timeout=240,
+            env={"LAYERWATCH_STATE_DIR": "/run/layerwatch-example-state"},
+        )  # fmt: skip
+        said_last = said.stdout.strip().splitlines()[-1:] or said.stderr.strip().splitlines()[-3:]
+        report["v4l2_vivid"] = {"device": devices[0], "test_rc": said.returncode, "test": said_last}
+    else:
+        report["v4l2_vivid"] = {"error": (loaded.stderr.strip() or "no /dev/video*")[-300:]}
+    return report
 
 
 def main() -> None:
@@ -105,13 +290,26 @@ def main() -> None:
         "layerwatch_state": state,
         "image_state": image_state(),
         "unit": {key: unit.get(key, "") for key in PROPS},
-        "status_light": {name: show(name, "ActiveState", "Result")
-                         for name in (LIGHT % "unconfigured", LIGHT % "config_error")},
+        "status_light": {
+            name: show(name, "ActiveState", "Result")
+            for name in (LIGHT % "unconfigured", LIGHT % "config_error")
+        },
         "boot_partition": sorted(os.listdir("/boot/firmware")),
         "etc_layerwatch": sorted(os.listdir("/etc/layerwatch")),
         "hostname": Path("/etc/hostname").read_text().strip(),
         "root_fs_mb": root.f_blocks * root.f_frsize // 2**20,
     }
+    report["network"] = network()
+    report["token"] = token()
+    if "layerwatch.boot_checks" in Path("/proc/cmdline").read_text().split():
+        started = time.monotonic()
+        report["checks"] = {
+            **camera_checks(),
+            "example": example_checks(),
+            "seconds": round(time.monotonic() - started, 1),
+        }
+    report["now_s"] = round(time.monotonic(), 3)
+    report["boot_partition"] = sorted(os.listdir("/boot/firmware"))
     print("\nLAYERWATCH-REPORT " + json.dumps(report), flush=True)
     journal = subprocess.run(["journalctl", "-b", "--no-pager", "-o", "short-monotonic",
                               "-u", UNIT, "-u", "layerwatch-bootconfig.service",

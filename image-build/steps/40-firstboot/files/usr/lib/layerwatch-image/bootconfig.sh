@@ -9,6 +9,9 @@
 #                            it: growing the root costs seconds and the service does not need the room)
 #   bootconfig.sh stopped    layerwatch.service's ExecStopPost (as root): exit status 78 means the
 #                            configuration is invalid -> state config_error and its status light
+#   bootconfig.sh token-copy layerwatch-token.service (layerwatch-token.path: the token file changed)
+#                            and every boot: the console's API token to the boot partition's
+#                            layerwatch-token.txt
 #
 # What is applied from the boot partition:
 #   layerwatch.toml       moved to /etc/layerwatch/; `layerwatch run` validates it as it starts (the same
@@ -18,6 +21,9 @@
 #   authorized_keys       SSH public key(s) for root; SSH is switched on with them
 #   wifi.txt              ssid=..., psk=... (passphrase), country=XX -> wpa_supplicant@wlan0
 #   wpa_supplicant.conf   used as is for wpa_supplicant@wlan0 (the old Raspberry Pi convention)
+#   layerwatch-token.txt  stays: the console's API token, copied there once it exists; a token the
+#                         user wrote into it (16-512 printable characters, no spaces) replaces the
+#                         service's at the next boot, anything else is refused with a warning
 #
 # The outcome for the appliance is in /run/layerwatch-image/state: configured, config_error or
 # unconfigured.
@@ -27,6 +33,10 @@ BOOT=${LAYERWATCH_BOOT_DIR:-/boot/firmware}
 CONF=/etc/layerwatch
 STATE_DIR=/run/layerwatch-image
 STAMP=/var/lib/layerwatch-image/root-grown
+TOKEN_TXT=layerwatch-token.txt
+TOKEN_STATE=/var/lib/layerwatch/api_token       # made by layerwatch.service at its first start
+TOKEN_CREDENTIAL=$CONF/credentials/api_token    # when not empty, it is the token (LoadCredential=)
+TOKEN_COPIED=/var/lib/layerwatch-image/token-copied  # sha256 of the text last written to the partition
 
 say() { echo "layerwatch-bootconfig: $*"; }
 state() { install -d "$STATE_DIR"; echo "$1" >"$STATE_DIR/state"; }
@@ -136,6 +146,65 @@ wifi() {
   say "Wi-Fi configured in $target (wpa_supplicant@wlan0)"
 }
 
+# the file that holds the token the service uses: the credential when it is set, else the state file
+token_file() {
+  if [ -s "$TOKEN_CREDENTIAL" ] && [ -n "$(tr -d ' \r\n' <"$TOKEN_CREDENTIAL")" ]; then
+    echo "$TOKEN_CREDENTIAL"
+  else
+    echo "$TOKEN_STATE"
+  fi
+}
+
+# a token the user wrote into the boot partition's layerwatch-token.txt (it differs from the text this
+# script last wrote there) replaces the service's; before layerwatch.service starts
+token_from_boot() {
+  [ -f "$BOOT/$TOKEN_TXT" ] || return 0
+  local text target
+  if [ -f "$TOKEN_COPIED" ] && [ "$(sha256sum <"$BOOT/$TOKEN_TXT" | cut -d' ' -f1)" = "$(cat "$TOKEN_COPIED")" ]; then
+    return 0  # unchanged since it was copied there
+  fi
+  text=$(head -n 1 "$BOOT/$TOKEN_TXT" | tr -d '\r' | sed 's/^[[:space:]]*//; s/[[:space:]]*$//')
+  if ! [[ "$text" =~ ^[!-~]{16,512}$ ]]; then
+    echo "<4>layerwatch-bootconfig: $TOKEN_TXT on the boot partition ignored: a token is 16 to 512" \
+      "printable characters without spaces (it has ${#text}); the console's token stays as it was"
+    rm -f "$TOKEN_COPIED"  # written again below with the token in use
+    return 0
+  fi
+  target=$(token_file)
+  if [ -f "$target" ] && [ "$(tr -d ' \r\n' <"$target")" = "$text" ]; then return 0; fi
+  if [ "$target" = "$TOKEN_STATE" ]; then
+    install -d -o layerwatch -g layerwatch -m 0750 "$(dirname "$TOKEN_STATE")"
+    install -m 0600 -o layerwatch -g layerwatch /dev/null "$TOKEN_STATE.new"
+  else
+    install -m 0640 -g layerwatch /dev/null "$TOKEN_CREDENTIAL.new"
+  fi
+  printf '%s\n' "$text" >"$target.new"
+  sync "$target.new"
+  mv -f "$target.new" "$target"
+  say "API token from the boot partition's $TOKEN_TXT applied to $target"
+}
+
+# the token in use to the boot partition's layerwatch-token.txt (readable on the computer that
+# flashed the card: FAT has no permissions), when it exists and the copy there differs
+token_copy() {
+  local source text sum
+  source=$(token_file)
+  [ -s "$source" ] || return 0
+  text=$(head -n 1 "$source" | tr -d ' \r\n')
+  [ -n "$text" ] || return 0
+  if [ -f "$BOOT/$TOKEN_TXT" ] && [ "$(head -n 1 "$BOOT/$TOKEN_TXT" | tr -d ' \r\n')" = "$text" ]; then
+    sum=$(sha256sum <"$BOOT/$TOKEN_TXT" | cut -d' ' -f1)
+  else
+    printf '%s\r\n' "$text" >"$BOOT/$TOKEN_TXT.new"
+    sync "$BOOT/$TOKEN_TXT.new"
+    mv -f "$BOOT/$TOKEN_TXT.new" "$BOOT/$TOKEN_TXT"
+    sum=$(sha256sum <"$BOOT/$TOKEN_TXT" | cut -d' ' -f1)
+    say "API token copied to the boot partition's $TOKEN_TXT (from $source)"
+  fi
+  install -d "$(dirname "$TOKEN_COPIED")"
+  echo "$sum" >"$TOKEN_COPIED"
+}
+
 grow_root() {
   [ -f "$STAMP" ] && return 0
   local part disk number
@@ -158,9 +227,12 @@ case "${1:-apply}" in
     host_name
     ssh_key
     wifi
+    token_from_boot
+    token_copy
     config
     ;;
   grow-root) grow_root ;;
   stopped) stopped ;;
-  *) echo "usage: bootconfig.sh [apply|grow-root|stopped]" >&2; exit 2 ;;
+  token-copy) token_copy ;;
+  *) echo "usage: bootconfig.sh [apply|grow-root|stopped|token-copy]" >&2; exit 2 ;;
 esac
