@@ -468,6 +468,8 @@ cmd_boot_confirm() {
   while :; do
     state=$(systemctl is-active "$UNIT" 2>/dev/null || true)
     case "$state" in active | failed | inactive) break ;; esac
+    # failed once already, waiting for its automatic restart: that is the verdict
+    case "$(unit_prop SubState)" in auto-restart*) break ;; esac
     [ "$waited" -lt "$START_TIMEOUT" ] || break
     sleep 1
     waited=$((waited + 1))
