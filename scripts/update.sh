@@ -270,6 +270,12 @@ build_venv() {
     "$(base_python)" -m venv "${site[@]}" "$dir" || { rm -rf "$dir"; refuse "python3 -m venv failed"; }
     local pins=() extra=()
     [ -f "$BUNDLE_DIR/constraints.txt" ] && pins=(-c "$BUNDLE_DIR/constraints.txt")
+    # Raspberry Pi OS (install.sh): apt's numpy, which apt's picamera2 is built for, stays the venv's
+    local apt_pins=$LINK/share/layerwatch-apt-pins.txt
+    if [ -f "$apt_pins" ]; then
+      install -D -m 0644 "$apt_pins" "$dir/share/layerwatch-apt-pins.txt"
+      pins+=(-c "$dir/share/layerwatch-apt-pins.txt")
+    fi
     compgen -G "$BUNDLE_DIR/wheels/lgpio-*.whl" >/dev/null && extra=(lgpio)
     if ! "${pip[@]}" "${pins[@]}" "$spec @ file://$WHEEL" "${extra[@]}"; then
       rm -rf "$dir"
