@@ -63,6 +63,7 @@ echo "$*" >>"$S/calls"
 state() { cat "$S/state" 2>/dev/null || echo inactive; }
 case "$1" in
   is-active) echo "$(state)"; [ "$(state)" = active ] ;;
+  stop) [ "${*: -1}" != layerwatch.service ] || echo inactive >"$S/state" ;;
   show)
     case "$3" in
       NRestarts) echo 0 ;;
