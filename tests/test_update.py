@@ -190,7 +190,7 @@ class Device:
             **extra,
         }
 
-    def update(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    def update(self, *args: str | Path, **extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["bash", str(UPDATE), *map(str, args)], capture_output=True, text=True,
                               timeout=300, env=self.env(**extra))  # fmt: skip
 
@@ -558,6 +558,6 @@ def test_image_units_verify(tmp_path: Path):
     for unit in [*units, REPO / "systemd/layerwatch.service"]:
         shutil.copy(unit, target / unit.name)
     for unit in units:
-        proc = subprocess.run([SYSTEMD_ANALYZE, "verify", f"--root={root}", str(target / unit.name)],
+        proc = subprocess.run([str(SYSTEMD_ANALYZE), "verify", f"--root={root}", str(target / unit.name)],
                               capture_output=True, text=True, timeout=60)  # fmt: skip
         assert proc.returncode == 0 and proc.stderr == "", proc.stderr

@@ -127,7 +127,14 @@ def _fat_text(image: Path, name: str) -> str:
 
 
 def _boot(image: Path, log: Path) -> tuple[int, dict[str, Any], str]:
-    command = [IMAGE_BUILD / "boot-test.sh", image, "--timeout", str(BOOT_TIMEOUT_S), "--log", log]
+    command = [
+        str(IMAGE_BUILD / "boot-test.sh"),
+        str(image),
+        "--timeout",
+        str(BOOT_TIMEOUT_S),
+        "--log",
+        str(log),
+    ]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=BOOT_TIMEOUT_S + 60)
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     result: dict[str, Any] = json.loads(lines[-1])
