@@ -88,10 +88,11 @@ version=$(basename "$wheel" | cut -d- -f2)
 if [ "$FULL" = 1 ]; then
   abi=cp${PYVER//./}
   platforms=()
-  for tag in manylinux_2_39 manylinux_2_36 manylinux_2_35 manylinux_2_34 manylinux_2_31 manylinux_2_28 \
-    manylinux_2_27 manylinux_2_24 manylinux_2_17 manylinux2014; do
+  for tag in manylinux_2_41 manylinux_2_39 manylinux_2_38 manylinux_2_36 manylinux_2_35 manylinux_2_34 \
+    manylinux_2_31 manylinux_2_28 manylinux_2_27 manylinux_2_24 manylinux_2_17 manylinux2014; do
     platforms+=(--platform "${tag}_$MACHINE")
   done
+  platforms+=(--platform "linux_$MACHINE")  # wheels built on the target's Debian (build.sh's cache)
   target=("${platforms[@]}" --python-version "$PYVER" --implementation cp --abi "$abi" --only-binary=:all:
     "${LINKS[@]}" -c "$CONSTRAINTS")
   say "downloading the wheels for $ARCH, Python $PYVER"
