@@ -58,11 +58,14 @@ FAULT=${LAYERWATCH_UPDATE_FAULT:-}
 
 usage() { sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; }
 say() { echo "layerwatch-update: $*"; }
-warn() { echo "<4>layerwatch-update: $*"; }
-err() { echo "<3>layerwatch-update: $*" >&2; }
+# journal priorities (warning, err) when the output goes to the journal (a unit), plain on a terminal
+if [ -n "${JOURNAL_STREAM:-}" ]; then P_WARN="<4>" P_ERR="<3>"; else P_WARN="" P_ERR=""; fi
+warn() { echo "${P_WARN}layerwatch-update: $*"; }
+err() { echo "${P_ERR}layerwatch-update: $*" >&2; }
 # one line per outcome, kept across updates (and on the boot partition for an update from there)
 history() { install -d "$WORK"; echo "$(date -u +%FT%TZ) $*" >>"$WORK/history.log"; }
 refuse() {
+  rm -rf "$WORK/bundle" "$WORK/incoming.tar"
   err "refused: $*"
   history "refused: $*"
   result "refused: $*; nothing changed"
