@@ -15,6 +15,9 @@ set -euo pipefail
 ARCH=${1:?ARCH} SUITE=${2:?SUITE} MIRROR=${3:?MIRROR} CACHE=${4:?CACHE}
 shift 4
 mkdir -p "$CACHE"
+# one builder per cache: a second build of the same ARCH waits here, then finds the wheels cached
+exec 9>"$CACHE/.lock"
+flock 9
 todo=()
 for sdist in "$@"; do
   base=$(basename "$sdist" .tar.gz)  # NAME-VERSION; wheel names use _ for - in NAME

@@ -70,52 +70,65 @@ rm -rf "$WORK"
 mkdir -p "$WORK/wheels" "$WORK/bootfs"
 
 # --- wheels for the target on the build host (pip in a foreign chroot has no CA bundle) ------------
-say "wheels for $ARCH (CPython $PY_VERSION)"
-abi=cp${PY_VERSION/./}
-platforms=()
-for tag in manylinux_2_41 manylinux_2_39 manylinux_2_38 manylinux_2_36 manylinux_2_35 manylinux_2_34 \
-  manylinux_2_31 manylinux_2_28 manylinux_2_27 manylinux_2_24 manylinux_2_17 manylinux2014; do
-  platforms+=(--platform "${tag}_$MACHINE")
-done
-platforms+=(--platform "linux_$MACHINE")  # the wheels build-wheels.sh made on the target's Debian
-target=("${platforms[@]}" --python-version "$PY_VERSION" --implementation cp --abi "$abi" --only-binary=:all:)
-# pinned packages with no cp313 wheel on PyPI (measured: lgpio 0.2.2.0 has wheels up to cp312;
-# pidng, picamera2's DNG writer, is source only): their sdists, built for the target in a chroot
-# (build-wheels.sh), kept in a cache so a rebuild does not compile them again
-from_source=(lgpio)
-[ "$ARCH" != arm64 ] || from_source+=(pidng)
-CACHE=${LAYERWATCH_WHEEL_CACHE:-$OUT/wheel-cache-$ARCH}
-mkdir -p "$WORK/sdists"
-pins=()
-for name in "${from_source[@]}"; do pins+=("$(grep -i "^$name==" "$HERE/constraints.txt")"); done
-"$PYTHON" -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation --dest "$WORK/sdists" "${pins[@]}"
-"$HERE/build-wheels.sh" "$ARCH" "$SUITE" "$MIRROR" "$CACHE" "$WORK"/sdists/*.tar.gz
-# the project's wheel from a copy, so the checkout gets no build/ folder (and two builds do not race)
-mkdir -p "$WORK/src"
-cp -r "$SRC/pyproject.toml" "$SRC/README.md" "$SRC/appliance" "$WORK/src/"
-"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$WORK/wheels" "$WORK/src"
-rm -rf "$WORK/src"
-wheel=$(find "$WORK/wheels" -name 'layerwatch-*.whl' | head -n 1)
-"$PYTHON" -m pip download --quiet --dest "$WORK/wheels" "${target[@]}" --find-links "$CACHE" \
-  -c "$HERE/constraints.txt" "layerwatch[litert,cloud] @ file://$wheel" lgpio
-if [ "$ARCH" = arm64 ]; then
-  # the Pi camera (steps/35-camera-arm64): picamera2 and the modules `import picamera2` loads, without
-  # the ones only its optional features import (av, OpenEXR, jsonschema, libarchive-c: measured);
-  # libcamera and prctl come from Debian
-  "$PYTHON" -m pip download --quiet --no-deps --dest "$WORK/wheels/camera" "${target[@]}" \
-    --find-links "$CACHE" -c "$HERE/constraints.txt" picamera2 pillow simplejpeg piexif videodev2 pidng
-fi
+# They are made in the background, beside mmdebstrap (the sdists' compiler chroot takes minutes, the
+# root's packages longer); mmdebstrap's first customize hook waits for WORK/wheels.done.
+wheels() {
+  say "wheels for $ARCH (CPython $PY_VERSION)"
+  abi=cp${PY_VERSION/./}
+  platforms=()
+  for tag in manylinux_2_41 manylinux_2_39 manylinux_2_38 manylinux_2_36 manylinux_2_35 manylinux_2_34 \
+    manylinux_2_31 manylinux_2_28 manylinux_2_27 manylinux_2_24 manylinux_2_17 manylinux2014; do
+    platforms+=(--platform "${tag}_$MACHINE")
+  done
+  platforms+=(--platform "linux_$MACHINE")  # the wheels build-wheels.sh made on the target's Debian
+  target=("${platforms[@]}" --python-version "$PY_VERSION" --implementation cp --abi "$abi" --only-binary=:all:)
+  # pinned packages with no cp313 wheel on PyPI (measured: lgpio 0.2.2.0 has wheels up to cp312;
+  # pidng, picamera2's DNG writer, is source only): their sdists, built for the target in a chroot
+  # (build-wheels.sh), kept in a cache so a rebuild does not compile them again
+  from_source=(lgpio)
+  [ "$ARCH" != arm64 ] || from_source+=(pidng)
+  CACHE=${LAYERWATCH_WHEEL_CACHE:-$OUT/wheel-cache-$ARCH}
+  mkdir -p "$WORK/sdists"
+  pins=()
+  for name in "${from_source[@]}"; do pins+=("$(grep -i "^$name==" "$HERE/constraints.txt")"); done
+  "$PYTHON" -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation --dest "$WORK/sdists" "${pins[@]}"
+  "$HERE/build-wheels.sh" "$ARCH" "$SUITE" "$MIRROR" "$CACHE" "$WORK"/sdists/*.tar.gz
+  # the project's wheel from a copy, so the checkout gets no build/ folder (and two builds do not race)
+  mkdir -p "$WORK/src"
+  cp -r "$SRC/pyproject.toml" "$SRC/README.md" "$SRC/appliance" "$WORK/src/"
+  "$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$WORK/wheels" "$WORK/src"
+  rm -rf "$WORK/src"
+  wheel=$(find "$WORK/wheels" -name 'layerwatch-*.whl' | head -n 1)
+  "$PYTHON" -m pip download --quiet --dest "$WORK/wheels" "${target[@]}" --find-links "$CACHE" \
+    -c "$HERE/constraints.txt" "layerwatch[litert,cloud] @ file://$wheel" lgpio
+  if [ "$ARCH" = arm64 ]; then
+    # the Pi camera (steps/35-camera-arm64): picamera2 and the modules `import picamera2` loads, without
+    # the ones only its optional features import (av, OpenEXR, jsonschema, libarchive-c: measured);
+    # libcamera and prctl come from Debian
+    "$PYTHON" -m pip download --quiet --no-deps --dest "$WORK/wheels/camera" "${target[@]}" \
+      --find-links "$CACHE" -c "$HERE/constraints.txt" picamera2 pillow simplejpeg piexif videodev2 pidng
+  fi
+  touch "$WORK/wheels.done"
+}
+( set -e; wheels ) >"$WORK/wheels.log" 2>&1 &
+wheels_pid=$!
+trap 'kill "$wheels_pid" 2>/dev/null || true' EXIT
+# the hook: wait for the wheels; when their job ended without them, its log and a failed build
+wait_wheels="while [ ! -e '$WORK/wheels.done' ]; do kill -0 $wheels_pid 2>/dev/null || { cat '$WORK/wheels.log' >&2; exit 1; }; sleep 2; done"
 
 # --- the root file system: mmdebstrap, then the numbered steps as its customize hook ---------------
 packages=$(cat "$HERE"/steps/[0-9][0-9]-*/packages "$HERE"/steps/[0-9][0-9]-*/"packages-$ARCH" 2>/dev/null |
   sed 's/#.*//' | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
 say "mmdebstrap $SUITE $ARCH from $MIRROR"
 mmdebstrap --mode=root --variant=minbase --architectures="$ARCH" --include="$packages" \
+  --customize-hook="$wait_wheels" \
   --customize-hook="\"$HERE/run-steps.sh\" \"\$1\" $ARCH \"$WORK\"" \
   "$SUITE" "$ROOTFS" \
   "deb $MIRROR $SUITE main non-free-firmware" \
   "deb $MIRROR $SUITE-updates main non-free-firmware" \
   "deb $SECURITY $SUITE-security main non-free-firmware"
+wait "$wheels_pid" || true
+grep -v '^WARNING: Location' "$WORK/wheels.log" || true
 cp "$WORK/manifest-debian.txt" "$OUT/layerwatch-$ARCH.debian.txt"
 cp "$WORK/manifest-python.txt" "$OUT/layerwatch-$ARCH.python.txt"
 

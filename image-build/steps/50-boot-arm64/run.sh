@@ -24,9 +24,9 @@ install -m 0644 "$kernel" "$BOOTFS/vmlinuz"
 install -m 0644 "$ROOT/boot/initrd.img-$version" "$BOOTFS/initrd.img"
 # what the kernel can drive on a Pi 5 (its SD card controller and the RP1 chip: Ethernet, USB, the
 # GPIO header, the camera ports), from its own configuration
-pi5="cannot boot this card: Debian's kernel $version has the Pi 5 device tree but not the drivers"
+pi5="A Pi 5 cannot boot this card: Debian's kernel $version has the Pi 5 device tree but not the drivers"
 pi5="$pi5 of its SD card controller (sdhci-brcmstb) and of the RP1 chip (Ethernet, USB, GPIO header);"
-pi5="$pi5 build with LAYERWATCH_ARM64_KERNEL=backports"
+pi5="$pi5 trixie-backports' kernel (7.3) has them (image-build/README.md, The Raspberry Pi 5)"
 config="$ROOT/boot/config-$version"
 [ -f "$config" ] || config="$ROOT/usr/lib/modules/$version/config"
 if grep -q '^CONFIG_MMC_SDHCI_BRCMSTB=[ym]' "$config" && grep -q '^CONFIG_MISC_RP1=[ym]' "$config"; then
@@ -55,7 +55,8 @@ display_auto_detect=0
 max_framebuffers=2
 
 [pi5]
-# Pi 5: bcm2712-rpi-5-b.dtb. $pi5
+# Pi 5: bcm2712-rpi-5-b.dtb (its EEPROM bootloader reads this file and the kernel itself).
+$(echo "$pi5" | fold -s -w 90 | sed 's/^/# /; s/ *$//')
 
 [all]
 CONFIG

@@ -27,6 +27,7 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 UNIT = "layerwatch.service"
@@ -101,7 +102,7 @@ def has_nic() -> bool:
     return any(name != "lo" for name in os.listdir("/sys/class/net"))
 
 
-def wait_for(check, seconds: float) -> float | None:  # type: ignore[no-untyped-def]
+def wait_for(check: Callable[[], object], seconds: float) -> float | None:
     """Poll CHECK every 0.5 s for up to SECONDS; the seconds it took, or None."""
     started = time.monotonic()
     while time.monotonic() - started < seconds:
@@ -117,7 +118,8 @@ def network() -> dict[str, object]:
     if not report["nic"]:
         return report
     report["address_wait_s"] = wait_for(global_addresses, 60)
-    report["addresses"] = global_addresses()
+    addresses = global_addresses()
+    report["addresses"] = addresses
     resolved = ""
     for _ in range(20):  # avahi announces the name a few seconds after the address comes
         said = run("avahi-resolve", "-4", "-n", f"{name}.local", timeout=10)
@@ -126,11 +128,9 @@ def network() -> dict[str, object]:
             break
         time.sleep(1)
     report["mdns_resolved"] = resolved or None
-    report["mdns_ok"] = bool(resolved) and resolved in report["addresses"]  # type: ignore[operator]
+    report["mdns_ok"] = bool(resolved) and resolved in addresses
     address_file = BOOT / "layerwatch-address.txt"
-    addresses = report["addresses"]
-    listed = lambda: address_file.is_file() and all(a in address_file.read_text() for a in addresses)  # type: ignore[attr-defined]  # noqa: E731
-    wait_for(listed, 30)
+    wait_for(lambda: address_file.is_file() and all(a in address_file.read_text() for a in addresses), 30)
     report["address_file"] = address_file.read_text().splitlines() if address_file.is_file() else None
     return report
 
@@ -281,7 +281,7 @@ def main() -> None:
     else:
         state = unit.get("ActiveState", "unknown")
     root = os.statvfs("/")
-    report = {
+    report: dict[str, object] = {
         "now_s": round(time.monotonic(), 3),
         "ready_mono_s": round(ready_at / 1e6, 3) if ready_at and active else None,
         "default_target": target,
