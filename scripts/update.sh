@@ -260,6 +260,33 @@ base_python() {
   if [ -n "$home" ] && [ -x "$ROOT$home/python3" ] && [ -z "$ROOT" ]; then echo "$home/python3"; else echo python3; fi
 }
 
+# the distributions installed in venv $1, one normalized name a line (pip, setuptools, wheel left out)
+dists() {
+  [ -n "$1" ] || return 0
+  find "$1"/lib/python3*/site-packages -maxdepth 1 -name '*.dist-info' -printf '%f\n' 2>/dev/null |
+    sed 's/-[^-]*\.dist-info$//' | tr 'A-Z_.' 'a-z--' | grep -vxE 'pip|setuptools|wheel' | sort -u || true
+}
+# what the image put into venv $1's site-packages beside pip (no RECORD names it: Debian's libcamera
+# and prctl as symlinks, the pykms stand-in): the same into the fresh venv $2
+carry_unowned() {
+  local old new entry name
+  [ -n "$1" ] || return 0
+  old=$(find "$1"/lib/python3*/site-packages -maxdepth 0 2>/dev/null | head -n 1)
+  new=$(find "$2"/lib/python3*/site-packages -maxdepth 0 2>/dev/null | head -n 1)
+  [ -n "$old" ] && [ -n "$new" ] && [ "$(basename "$(dirname "$old")")" = "$(basename "$(dirname "$new")")" ] || return 0
+  local owned
+  owned=$(cat "$old"/*.dist-info/RECORD 2>/dev/null | cut -d, -f1 | cut -d/ -f1 | sed 's/\.py$//' | sort -u)
+  for entry in "$old"/* "$old"/.[!.]*; do
+    [ -e "$entry" ] || [ -L "$entry" ] || continue
+    name=$(basename "$entry")
+    case "$name" in __pycache__ | *.dist-info) continue ;; esac
+    grep -qxF "${name%.py}" <<<"$owned" && continue
+    [ -e "$new/$name" ] || [ -L "$new/$name" ] && continue
+    cp -a "$entry" "$new/$name"
+    say "carried over from the active venv: $name"
+  done
+}
+
 # make venv $1 from the verified bundle; any failure: remove it and refuse
 build_venv() {
   local name=$1 dir=$VENVS/$1 active=$2 spec=${MANIFEST[requirement]:-layerwatch[litert,cloud]}
@@ -284,6 +311,17 @@ build_venv() {
       rm -rf "$dir"
       refuse "pip could not install the bundle's wheels into a new venv (above)"
     fi
+    # every package the active venv has (the arm64 image's picamera2 and its modules, ...), from the bundle
+    local missing=()
+    mapfile -t missing < <(comm -23 <(dists "${active:+$VENVS/$active}") <(dists "$dir"))
+    if [ ${#missing[@]} -gt 0 ]; then
+      say "also from the bundle, as the active venv has them: ${missing[*]}"
+      if ! "${pip[@]}" "${pins[@]}" --no-deps "${missing[@]}"; then
+        rm -rf "$dir"
+        refuse "the active venv has ${missing[*]}, which the bundle lacks (make-update-bundle.sh --full adds lgpio and, for arm64, the camera's packages)"
+      fi
+    fi
+    [ -z "$active" ] || carry_unowned "$VENVS/$active" "$dir"
   else
     if [ -z "$active" ] || [ ! -d "$VENVS/$active" ]; then refuse "a reuse bundle needs an active venv to copy"; fi
     say "new venv $name (a hard-linked copy of $active, the project's wheel reinstalled)"

@@ -424,6 +424,10 @@ def test_full_bundle_makes_a_fresh_venv_and_wrong_python_is_refused(device: Devi
     wrong = bundle_dir(tmp_path / "py", fake_wheel(tmp_path / "w", "0.2.0"), mode="full", python="3.1")
     proc = device.update(wrong)
     assert proc.returncode == 1 and "for Python 3.1," in proc.stderr, proc.stderr
+    # what the arm64 image puts beside pip (Debian's libcamera as a symlink, the pykms stand-in)
+    old_site = next(device.link.glob("lib/python3*/site-packages"))
+    (old_site / "libcamera").symlink_to("/usr/lib/python3/dist-packages/libcamera")
+    (old_site / "pykms.py").write_text("# stand-in\n")
     bundle = bundle_dir(tmp_path / "full", fake_wheel(tmp_path / "w", "0.2.0"), mode="full")
     proc = device.update(bundle)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -431,7 +435,19 @@ def test_full_bundle_makes_a_fresh_venv_and_wrong_python_is_refused(device: Devi
     new = device.root / "opt/layerwatch" / device.active()
     assert (new / "bin/pip").exists()  # a venv of its own, not a copy of the old one
     assert device.layerwatch("--version").stdout.strip() == "layerwatch 0.2.0"
+    new_site = next(new.glob("lib/python3*/site-packages"))
+    assert os.readlink(new_site / "libcamera") == "/usr/lib/python3/dist-packages/libcamera"
+    assert (new_site / "pykms.py").read_text() == "# stand-in\n"
     assert _state(device) == before
+    # a package the active venv has and the bundle lacks (picamera2 on the arm64 image): refused
+    info = new_site / "picamera2-0.3.38.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: picamera2\nVersion: 0.3.38\n")
+    (info / "RECORD").write_text("picamera2-0.3.38.dist-info/METADATA,,\n")
+    active = device.active()
+    proc = device.update(bundle_dir(tmp_path / "full2", fake_wheel(tmp_path / "w2", "0.3.0"), mode="full"))
+    assert proc.returncode == 1 and "has picamera2, which the bundle lacks" in proc.stderr, proc.stderr
+    assert device.active() == active
 
 
 def test_boot_partition_update_applied_then_confirmed(device: Device, tmp_path: Path):
