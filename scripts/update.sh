@@ -112,10 +112,10 @@ repath() {
   local dir=$1 old=$2 new file pattern
   new=${dir#"$ROOT"}
   pattern="$(regex_quote "$old")([/\"' ]|\$)"
-  while IFS= read -r file; do
-    sed -i -E "s#$pattern#$new\\1#g" "$file"
-  done < <(find "$dir/bin" "$dir/pyvenv.cfg" -maxdepth 1 -type f -print0 2>/dev/null |
-    xargs -0 -r grep -lIF -- "$old" 2>/dev/null || true)
+  # (pipes, no process substitution: it needs /dev/fd, which a bare chroot lacks)
+  find "$dir/bin" "$dir/pyvenv.cfg" -maxdepth 1 -type f -print0 2>/dev/null |
+    { xargs -0 -r grep -lIF -- "$old" 2>/dev/null || true; } |
+    while IFS= read -r file; do sed -i -E "s#$pattern#$new\\1#g" "$file"; done || true
 }
 # switch the symlink to venv $1 in one rename: a crash leaves either the old or the new link
 switch_to() {
@@ -219,7 +219,9 @@ verify_bundle() {
   # every file but SHA256SUMS itself is listed, and each matches
   local listed unlisted
   listed=$(awk '{ sub(/^\*/, "", $2); print $2 }' "$dir/SHA256SUMS" | sed 's#^\./##' | sort)
-  unlisted=$(cd "$dir" && find . -type f ! -name SHA256SUMS | sed 's#^\./##' | sort | comm -23 - <(echo "$listed"))
+  echo "$listed" >"$WORK/.listed"
+  unlisted=$(cd "$dir" && find . -type f ! -name SHA256SUMS | sed 's#^\./##' | sort | comm -23 - "$WORK/.listed")
+  rm -f "$WORK/.listed"
   [ -z "$unlisted" ] || refuse "files not in SHA256SUMS: $(echo "$unlisted" | tr '\n' ' ')"
   local bad
   if ! bad=$(cd "$dir" && sha256sum --check --strict --quiet SHA256SUMS 2>&1); then
@@ -312,8 +314,11 @@ build_venv() {
       refuse "pip could not install the bundle's wheels into a new venv (above)"
     fi
     # every package the active venv has (the arm64 image's picamera2 and its modules, ...), from the bundle
-    local missing=()
-    mapfile -t missing < <(comm -23 <(dists "${active:+$VENVS/$active}") <(dists "$dir"))
+    local missing=() lacking
+    dists "$dir" >"$WORK/.dists-new"
+    lacking=$(dists "${active:+$VENVS/$active}" | comm -23 - "$WORK/.dists-new")
+    rm -f "$WORK/.dists-new"
+    [ -z "$lacking" ] || mapfile -t missing <<<"$lacking"
     if [ ${#missing[@]} -gt 0 ]; then
       say "also from the bundle, as the active venv has them: ${missing[*]}"
       if ! "${pip[@]}" "${pins[@]}" --no-deps "${missing[@]}"; then

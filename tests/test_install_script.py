@@ -328,3 +328,20 @@ def test_hand_install_on_a_faked_raspberry_pi_os_in_an_arm64_chroot(tmp_path: Pa
     assert seen.returncode == 0, seen.stderr
     assert "/usr/lib/python3/dist-packages/picamera2" in seen.stdout
     assert f" {numpy} /usr/lib/python3/dist-packages/numpy" in seen.stdout
+    # the update command on the same system (no systemd in a chroot: switched, not restarted)
+    old = os.readlink(link)
+    env_host = {**os.environ, "PYTHON": sys.executable}
+    made = subprocess.run([REPO / "scripts/make-update-bundle.sh", "--out", root / "tmp/bundle"],
+                          env=env_host, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    update = subprocess.run(["chroot", root, *env, "/usr/local/sbin/layerwatch-update",
+                             "/tmp/bundle/layerwatch-update.tar"], capture_output=True, text=True,
+                            timeout=1800)  # fmt: skip
+    print(update.stdout[-2000:])
+    assert update.returncode == 0, update.stdout[-3000:] + update.stderr[-3000:]
+    assert "systemd is not running: not restarted" in update.stdout
+    assert os.readlink(link) != old and (root / "opt/layerwatch" / old).is_dir()  # the previous one kept
+    assert "include-system-site-packages = true" in (link / "pyvenv.cfg").read_text()
+    again = subprocess.run(["chroot", root, "/opt/layerwatch/venv/bin/python", "-c", probe],
+                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert again.returncode == 0 and f" {numpy} /usr/lib/python3/dist-packages/numpy" in again.stdout
