@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,9 @@ def arm64_image() -> Path:
         pytest.skip(
             "set LAYERWATCH_TEST_ARM64_IMAGE=/path/layerwatch-arm64.img (image-build/build.sh --arch arm64)"
         )
+    missing = [tool for tool in ("qemu-system-aarch64", "mcopy", "sfdisk") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"tools missing: {missing} (apt: qemu-system-arm mtools fdisk)")
     image = Path(given)
     assert image.is_file(), image
     return image

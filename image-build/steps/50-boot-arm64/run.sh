@@ -33,15 +33,13 @@ if grep -q '^CONFIG_MMC_SDHCI_BRCMSTB=[ym]' "$config" && grep -q '^CONFIG_MISC_R
   pi5="Debian's kernel $version has the SD card controller (sdhci-brcmstb) and the RP1 drivers;"
   pi5="$pi5 not tried on a Pi 5 (image-build/README.md)"
 fi
-cat >"$BOOTFS/config.txt" <<CONFIG
-# Layerwatch image: Debian's arm64 kernel $version and Debian's raspi-firmware, one card for
-# Raspberry Pi 3, 3+, Zero 2 W, 4, 400, CM4 and 5. The firmware reads the sections for its board.
-[all]
-arm_64bit=1
-upstream_kernel=1
-kernel=vmlinuz
-initramfs initrd.img followkernel
-enable_uart=1
+# config.txt: the kernel lines, then the image's own (also in /etc/default/raspi-firmware-custom: on
+# the card, a kernel update runs raspi-firmware's hook, which writes config.txt anew with Debian's
+# lines for the new kernel and appends that file, so the settings and sections below stay)
+custom="$ROOT/etc/default/raspi-firmware-custom"
+cat >"$custom" <<CUSTOM
+# Layerwatch image: one card for Raspberry Pi 3, 3+, Zero 2 W, 4, 400, CM4 and 5; the firmware reads
+# the sections for its board (image-build/steps/50-boot-arm64)
 disable_overscan=1
 # the camera and display overlays of Raspberry Pi's kernel are not on this card
 camera_auto_detect=0
@@ -59,6 +57,19 @@ max_framebuffers=2
 $(echo "$pi5" | fold -s -w 90 | sed 's/^/# /; s/ *$//')
 
 [all]
+CUSTOM
+cat >"$BOOTFS/config.txt" <<CONFIG
+# Layerwatch image: Debian's arm64 kernel $version and Debian's raspi-firmware
+arm_64bit=1
+enable_uart=1
+upstream_kernel=1
+kernel=vmlinuz
+initramfs initrd.img followkernel
+
 CONFIG
+cat "$custom" >>"$BOOTFS/config.txt"
+# raspi-firmware's hook ran in the build's chroot too and filled the root's /boot/firmware (the FAT
+# partition's mount point: hidden on the card, but space in the image)
+find "$ROOT/boot/firmware" -mindepth 1 -delete
 echo "console=tty0 console=ttyS1,115200 root=LABEL=lwroot rw rootwait fsck.repair=yes" >"$BOOTFS/cmdline.txt"
 echo "$version" >"$WORK/kernel-version"
