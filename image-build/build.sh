@@ -14,7 +14,7 @@
 # LAYERWATCH_WHEEL_CACHE (where the wheels built from source are kept, default OUT/wheel-cache-ARCH),
 # LAYERWATCH_XZ_LEVEL (xz preset, default 6; the CI test uses 0), PYTHON (the host python with pip
 # that downloads the wheels, default python3). Host packages: mmdebstrap mtools dosfstools fdisk
-# e2fsprogs xz-utils python3-pip, for amd64 syslinux syslinux-common (BIOS boot), for arm64
+# e2fsprogs xz-utils bmap-tools python3-pip, for amd64 syslinux syslinux-common (BIOS boot), for arm64
 # qemu-user-static binfmt-support arch-test.
 set -euo pipefail
 
@@ -139,9 +139,14 @@ root_used_mb=$(du -sm "$ROOTFS" | cut -f1)
 
 say "xz -$XZ_LEVEL"
 xz --threads=0 -"$XZ_LEVEL" --keep --force "$IMAGE"
+# the block map beside it: `bmaptool copy layerwatch-ARCH.img.xz /dev/sdX` writes only the used blocks and
+# checks each against its SHA-256 (the image file is sparse: make-image.sh leaves the free space as holes)
+say "bmap"
+bmaptool create --output "$IMAGE.bmap" "$IMAGE"
 
 build_s=$(($(date +%s) - STARTED))
 raw_mb=$(($(stat -c %s "$IMAGE") / 1048576))
 xz_mb=$(awk -v b="$(stat -c %s "$IMAGE.xz")" 'BEGIN { printf "%.1f", b / 1048576 }')
-printf '{"arch": "%s", "build_s": %d, "raw_mb": %d, "compressed_mb": %s, "root_used_mb": %d, "image": "%s", "kernel": "%s", "xz_level": %s}\n' \
-  "$ARCH" "$build_s" "$raw_mb" "$xz_mb" "$root_used_mb" "$IMAGE" "$(cat "$WORK/kernel-version")" "$XZ_LEVEL"
+mapped_mb=$(awk -F'[<>]' '/^ *<MappedBlocksCount>/ { m = $3 } /^ *<BlockSize>/ { b = $3 } END { printf "%d", m * b / 1048576 }' "$IMAGE.bmap")
+printf '{"arch": "%s", "build_s": %d, "raw_mb": %d, "compressed_mb": %s, "mapped_mb": %d, "root_used_mb": %d, "image": "%s", "kernel": "%s", "xz_level": %s}\n' \
+  "$ARCH" "$build_s" "$raw_mb" "$xz_mb" "$mapped_mb" "$root_used_mb" "$IMAGE" "$(cat "$WORK/kernel-version")" "$XZ_LEVEL"

@@ -26,7 +26,7 @@ PACKAGES=(
 # the SD image build and boot tests (tests/test_image_build.py) run only as root
 IMAGE_PACKAGES=(
   mmdebstrap debian-archive-keyring qemu-system-x86 qemu-utils mtools dosfstools fdisk e2fsprogs
-  xz-utils qemu-user-static binfmt-support arch-test syslinux syslinux-common ovmf
+  xz-utils qemu-user-static binfmt-support arch-test syslinux syslinux-common ovmf bmap-tools
 )
 
 say() { echo "scripts/test.sh: $*" >&2; }

@@ -40,7 +40,10 @@ SCRIPTS = sorted(
 DEMO_CONFIG = IMAGE_BUILD / "steps/30-layerwatch/files/usr/share/layerwatch/layerwatch.demo.toml"
 BUILD_TIMEOUT_S = 1500
 BOOT_TIMEOUT_S = 600  # under TCG; a loaded 2-core machine took 290 s to power-off
-TOOLS = ("mmdebstrap", "qemu-system-x86_64", "mcopy", "mkfs.vfat", "sfdisk", "mkfs.ext4", "xz", "syslinux")
+TOOLS = (
+    "mmdebstrap", "qemu-system-x86_64", "mcopy", "mkfs.vfat", "sfdisk", "mkfs.ext4", "xz", "syslinux",
+    "bmaptool",
+)  # fmt: skip
 
 
 def test_image_build_scripts_found():
@@ -96,6 +99,15 @@ def amd64_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert figures["arch"] == "amd64" and figures["raw_mb"] > 0 and figures["compressed_mb"] > 0
     image = out / "layerwatch-amd64.img"
     assert image.is_file() and (out / "layerwatch-amd64.img.xz").is_file()
+    # the block map flashes it: bmaptool writes the mapped blocks and checks each range's SHA-256
+    bmap = out / "layerwatch-amd64.img.bmap"
+    assert bmap.is_file() and 0 < figures["mapped_mb"] < figures["raw_mb"], figures
+    flashed = out / "flashed.img"
+    copy = ["bmaptool", "copy", "--bmap", bmap, image, flashed]
+    copied = subprocess.run(copy, capture_output=True, text=True, timeout=300)
+    assert copied.returncode == 0, copied.stderr[-2000:]
+    assert flashed.stat().st_size == image.stat().st_size
+    flashed.unlink()
     shutil.rmtree(out / "work-amd64")  # the root file system copy: the tests read the image only
     return image
 
