@@ -27,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from tests.shell_checks import assert_shell_script_clean
+
 REPO = Path(__file__).resolve().parents[1]
 IMAGE_BUILD = REPO / "image-build"
 SCRIPTS = sorted(
@@ -53,12 +55,7 @@ def test_image_build_scripts_found():
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(IMAGE_BUILD)))
 def test_image_script_syntax_and_shellcheck(script: Path):
-    syntax = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, timeout=30)
-    assert syntax.returncode == 0, syntax.stderr
-    if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck is not installed (apt: shellcheck)")
-    proc = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stdout
+    assert_shell_script_clean(script)
 
 
 def test_build_help_and_bad_arguments():

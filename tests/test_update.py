@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.shell_checks import assert_shell_script_clean
+
 REPO = Path(__file__).resolve().parents[1]
 UPDATE = REPO / "scripts" / "update.sh"
 MAKE_BUNDLE = REPO / "scripts" / "make-update-bundle.sh"
@@ -293,12 +295,7 @@ def _reuse_tar(device: Device, tmp_path: Path, version: str, **wheel: object) ->
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_scripts_syntax_and_shellcheck(script: Path):
-    proc = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 0, proc.stderr
-    if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck is not installed (apt: shellcheck)")
-    proc = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stdout
+    assert_shell_script_clean(script)
 
 
 def test_help_and_usage():
