@@ -32,14 +32,6 @@ SINK_MODULES = (
     "appliance.api",  # the local web console and HTTP API
 )
 
-#: modules whose client libraries cost memory (paho-mqtt about 1 MB, requests about 5 MB of the
-#: service's peak with the API on): imported only when their part is configured. Each module's own
-#: ``create_sinks`` checks the same again, so the test here only saves the import.
-SINK_WANTED: dict[str, Callable[[LayerwatchConfig], bool]] = {
-    "appliance.actions.mqtt.sink": lambda config: config.mqtt.enabled,
-    "appliance.actions.printer_control": lambda config: config.printer is not None,
-}
-
 
 @dataclass
 class ServiceContext:
@@ -65,9 +57,6 @@ class ServiceContext:
 def build_sinks(config: LayerwatchConfig, context: ServiceContext) -> list[ActionSink]:
     sinks: list[ActionSink] = context.sinks
     for name in SINK_MODULES:
-        wanted = SINK_WANTED.get(name)
-        if wanted is not None and not wanted(config):
-            continue
         module = importlib.import_module(name)
         created = module.create_sinks(config, context)
         if created:

@@ -40,9 +40,7 @@ from appliance.actions.dispatcher import (
     iso_now,
     set_aside_reporter,
 )
-from appliance.actions.mqtt.client import MqttPublisher
 from appliance.actions.mqtt.discovery import discovery_message
-from appliance.actions.mqtt.notifier import MqttNotifier
 from appliance.decision import Alert, CameraState, Transition
 from appliance.hardware.thermal import cpu_temperature_c
 from appliance.history.discovery import history_components
@@ -50,6 +48,7 @@ from appliance.service.commands import Command
 from appliance.service.pipeline import ActionSink, FrameResult
 
 if TYPE_CHECKING:
+    from appliance.actions.mqtt.client import MqttPublisher
     from appliance.config.model import LayerwatchConfig
     from appliance.service.wiring import ServiceContext
 
@@ -75,6 +74,10 @@ class MqttSink:
     def __init__(
         self, config: LayerwatchConfig, context: ServiceContext, publisher: MqttPublisher | None = None
     ):
+        # paho-mqtt (through the client and the notifier) is imported only when MQTT is configured
+        from appliance.actions.mqtt.client import MqttPublisher
+        from appliance.actions.mqtt.notifier import MqttNotifier
+
         self.config = config.mqtt
         self.context = context
         self.publisher = publisher or MqttPublisher(config.mqtt)
