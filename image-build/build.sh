@@ -118,15 +118,18 @@ wait_wheels="while [ ! -e '$WORK/wheels.done' ]; do kill -0 $wheels_pid 2>/dev/n
 
 # --- the root file system: mmdebstrap, then the numbered steps as its customize hook ---------------
 packages=$(cat "$HERE"/steps/[0-9][0-9]-*/packages "$HERE"/steps/[0-9][0-9]-*/"packages-$ARCH" 2>/dev/null |
-  sed 's/#.*//' | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
+  sed 's/#.*//' | sed "s/@SUITE@/$SUITE/g" | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
+# arm64 takes its kernel from the suite's backports (steps/10-kernel/packages-arm64: the Pi 5's
+# drivers); apt prefers the suite for everything else (backports' priority is 100), and on the card
+# the kernel follows backports' updates
+sources=("deb $MIRROR $SUITE main non-free-firmware" "deb $MIRROR $SUITE-updates main non-free-firmware"
+  "deb $SECURITY $SUITE-security main non-free-firmware")
+[ "$ARCH" != arm64 ] || sources+=("deb $MIRROR $SUITE-backports main non-free-firmware")
 say "mmdebstrap $SUITE $ARCH from $MIRROR"
 mmdebstrap --mode=root --variant=minbase --architectures="$ARCH" --include="$packages" \
   --customize-hook="$wait_wheels" \
   --customize-hook="\"$HERE/run-steps.sh\" \"\$1\" $ARCH \"$WORK\"" \
-  "$SUITE" "$ROOTFS" \
-  "deb $MIRROR $SUITE main non-free-firmware" \
-  "deb $MIRROR $SUITE-updates main non-free-firmware" \
-  "deb $SECURITY $SUITE-security main non-free-firmware"
+  "$SUITE" "$ROOTFS" "${sources[@]}"
 wait "$wheels_pid" || true
 grep -v '^WARNING: Location' "$WORK/wheels.log" || true
 cp "$WORK/manifest-debian.txt" "$OUT/layerwatch-$ARCH.debian.txt"

@@ -18,7 +18,8 @@
 # /opt/layerwatch/venv folder is moved there; a later run installs into the active venv; updates with
 # rollback: layerwatch-update), on Raspberry Pi OS with --system-site-packages so apt's
 # python3-picamera2 and python3-lgpio are used (and apt's numpy, which they are built for), the
-# update command /usr/local/sbin/layerwatch-update (scripts/update.sh), the models in
+# update command /usr/local/sbin/layerwatch-update (scripts/update.sh), the command
+# /usr/local/bin/layerwatch (a link to the active venv's, so it follows updates), the models in
 # /usr/share/layerwatch/models, the config skeleton /etc/layerwatch/layerwatch.toml (never
 # overwritten) with empty credential files, layerwatch.service and layerwatch-fan.service in
 # /etc/systemd/system, and /etc/udev/rules.d/99-layerwatch.rules. The groups video and gpio are
@@ -64,6 +65,8 @@ MODELS=$ROOT/usr/share/layerwatch/models
 UNIT_DIR=$ROOT/etc/systemd/system
 UDEV_DIR=$ROOT/etc/udev/rules.d
 UPDATE_CMD=$ROOT/usr/local/sbin/layerwatch-update
+# `layerwatch` on PATH (sudo's secure_path too): a link to the active venv's command
+COMMAND_LINK=$ROOT/usr/local/bin/layerwatch
 # where the platform is detected (tests point it at a fake /etc)
 DETECT_ETC=${LAYERWATCH_DETECT_ETC:-/etc}
 CONF_DIR=$ROOT/etc/layerwatch
@@ -128,6 +131,7 @@ uninstall() {
   fi
   for unit in "${UNITS[@]}"; do run rm -f "$UNIT_DIR/$unit"; done
   run rm -f "$UDEV_DIR/99-layerwatch.rules" "$UPDATE_CMD"
+  if [ -L "$COMMAND_LINK" ]; then run rm -f "$COMMAND_LINK"; fi
   if systemd_running; then
     run systemctl daemon-reload || true
     run udevadm control --reload 2>/dev/null || true
@@ -284,8 +288,16 @@ install_files() {
   for unit in "${UNITS[@]}"; do run install -m 0644 "$SRC/systemd/$unit" "$UNIT_DIR/$unit"; done
   run install -m 0644 "$SRC/udev/99-layerwatch.rules" "$UDEV_DIR/99-layerwatch.rules"
   run install -D -m 0755 "$SRC/scripts/update.sh" "$UPDATE_CMD"
+  # absolute, through the venv symlink: an update (which switches that symlink) moves the command too;
+  # a file of the same name that is not a link (someone else's) is left alone
+  if [ -L "$COMMAND_LINK" ] || [ ! -e "$COMMAND_LINK" ]; then
+    run install -d "$(dirname "$COMMAND_LINK")"
+    run ln -sfn "$SYS_PREFIX/venv/bin/layerwatch" "$COMMAND_LINK"
+  else
+    say "$COMMAND_LINK exists and is not a link: left as it is (use $SYS_PREFIX/venv/bin/layerwatch)"
+  fi
   did "units ${UNITS[*]}, udev rule 99-layerwatch.rules, models, config skeleton $SYS_CONF (kept when there)"
-  did "update command /usr/local/sbin/layerwatch-update (docs/install.md)"
+  did "update command /usr/local/sbin/layerwatch-update (docs/install.md), the command /usr/local/bin/layerwatch"
 }
 
 enable_units() {
@@ -320,5 +332,5 @@ if [ ${#DID[@]} -gt 0 ]; then
   for line in "${DID[@]}"; do say "  - $line"; done
 fi
 say "installed. Edit $CONF_DIR/layerwatch.toml, check it with"
-say "  /opt/layerwatch/venv/bin/layerwatch check-config"
+say "  layerwatch check-config      (/usr/local/bin/layerwatch, a link to $SYS_PREFIX/venv/bin/layerwatch)"
 say "then: systemctl restart layerwatch && journalctl -fu layerwatch"

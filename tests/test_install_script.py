@@ -92,6 +92,8 @@ def test_install_into_a_root_is_idempotent_and_uninstall_removes_it(tmp_path: Pa
         "etc/layerwatch/credentials/mqtt_password",
     ):
         assert path in installed, path
+    # `layerwatch` on PATH: a link through the venv symlink, so an update moves it too
+    assert os.readlink(root / "usr/local/bin/layerwatch") == "/opt/layerwatch/venv/bin/layerwatch"
     assert (
         installed["etc/systemd/system/layerwatch-fan.service"]
         == (REPO / "systemd" / "layerwatch-fan.service").read_text()
@@ -110,6 +112,11 @@ def test_install_into_a_root_is_idempotent_and_uninstall_removes_it(tmp_path: Pa
     assert set(_tree(root)) == {p for p in installed if p.startswith("etc/layerwatch/")}
     assert _run("--root", str(root), "--uninstall").returncode == 0
     assert _tree(root) == {}
+    # someone else's /usr/local/bin/layerwatch (not a link) is left alone, and said so
+    (root / "usr/local/bin/layerwatch").write_text("#!/bin/sh\n")
+    third = _run("--root", str(root))
+    assert third.returncode == 0 and "is not a link: left as it is" in third.stdout
+    assert (root / "usr/local/bin/layerwatch").read_text() == "#!/bin/sh\n"
 
 
 # --- the platform: Raspberry Pi OS, Debian, 32-bit refused (fake dpkg, dpkg-query and uname on PATH) ---
@@ -315,7 +322,7 @@ def test_hand_install_on_a_faked_raspberry_pi_os_in_an_arm64_chroot(tmp_path: Pa
     assert link.is_symlink() and os.readlink(link).startswith("venvs/0.1.0-")
     assert "include-system-site-packages = true" in (link / "pyvenv.cfg").read_text()
     assert (root / "usr/local/sbin/layerwatch-update").is_file()
-    check = subprocess.run(["chroot", root, "/opt/layerwatch/venv/bin/layerwatch", "check-config"],
+    check = subprocess.run(["chroot", root, *env, "layerwatch", "check-config"],  # /usr/local/bin's link
                            capture_output=True, text=True, timeout=600)  # fmt: skip
     assert check.returncode == 0 and "configuration OK" in check.stdout, check.stdout + check.stderr
     # apt's picamera2 (the stand-in) and apt's numpy, seen through the venv

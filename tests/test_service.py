@@ -203,3 +203,34 @@ def test_button_long_press_is_false_alarm_during_an_alert_and_test_alarm_otherwi
     assert service.command_handler.rewrite(mqtt_test) == [mqtt_test]
     for p in service.pipelines:
         p.source.close()
+
+
+def test_service_start_runs_no_warm_up_frames(
+    tmp_path: Path, synthetic_clip: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """READY waits for the first real frame, so the service skips the detector's two warm-up runs on a
+    black frame (2-3.6 s each in the arm64 image under QEMU); the benchmarks and tools keep them."""
+    from appliance.config.loader import load_config
+    from appliance.config.model import DetectorConfig
+    from appliance.detector import load_detector
+    from appliance.detector.runtime import EmbeddingBackend
+    from appliance.service.runner import Service
+
+    warm_ups: list[tuple[int, int]] = []
+    original = EmbeddingBackend.warm_up
+
+    def counting(self: EmbeddingBackend, height: int, width: int, runs: int = 2) -> None:
+        warm_ups.append((height, width))
+        original(self, height, width, runs)
+
+    monkeypatch.setattr(EmbeddingBackend, "warm_up", counting)
+    service = Service(load_config(write_config(tmp_path, synthetic_clip), {}))
+    service.build()
+    try:
+        assert warm_ups == []
+        assert len(service.pipelines) == 1
+    finally:
+        for pipeline in service.pipelines:
+            pipeline.source.close()
+    load_detector(DetectorConfig())
+    assert len(warm_ups) == 1

@@ -47,12 +47,13 @@ class TwoStageDetector(PrototypeDetector):
         config: DetectorConfig,
         box: YoloDetector,
         role: str = "boxes",
+        warm_up: bool = True,
     ):
         self.box = box
         self.role = role
         self.frames = 0
         self.box_runs = 0
-        super().__init__(bundle, backend, config)
+        super().__init__(bundle, backend, config, warm_up=warm_up)
         self.backend_name = f"{backend.name}+{box.backend_name}"
 
     def analyse(self, image_bgr: np.ndarray, camera: CameraScoring | None = None) -> Detection:
@@ -75,19 +76,24 @@ class TwoStageDetector(PrototypeDetector):
         )
 
 
-def load_detector(config: DetectorConfig | YoloDetectorConfig, cache_dir: Path | None = None) -> AnyDetector:
+def load_detector(
+    config: DetectorConfig | YoloDetectorConfig, cache_dir: Path | None = None, warm_up: bool = True
+) -> AnyDetector:
     """The configured detector, loaded and warmed up (``cache_dir``: the state directory, where the
-    prototype detector remembers the backend it runs)."""
+    prototype detector remembers the backend it runs). ``warm_up=False`` skips the embedding model's two
+    runs on a black frame: the service does, because its first real frame is analysed at once and
+    READY waits for it (measured in the arm64 image under QEMU: each run 2.0-3.6 s there, 2 of the
+    25.9 s from the unit's start to READY; tens of milliseconds on a Pi 4)."""
     if isinstance(config, YoloDetectorConfig):
         return load_yolo_detector(config)
     if config.second_opinion is None:
-        return prototype.load_detector(config, cache_dir)
+        return prototype.load_detector(config, cache_dir, warm_up=warm_up)
     box = load_yolo_detector(config.second_opinion)
     bundle = load_bundle(config.model)
     if "ok" not in bundle.prototypes or "failure" not in bundle.prototypes:
         raise ModelFormatError(f"model {bundle.name}: prototypes need arrays 'ok' and 'failure'")
     backend = prototype.select_backend(bundle, config, cache_dir)
-    return TwoStageDetector(bundle, backend, config, box, role=config.second_opinion.role)
+    return TwoStageDetector(bundle, backend, config, box, role=config.second_opinion.role, warm_up=warm_up)
 
 
 def build_calibration(

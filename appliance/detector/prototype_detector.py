@@ -157,7 +157,9 @@ class PrototypeDetector(Detector):
     """Embedding model + the camera's learner (:mod:`appliance.detector.learner`): every frame's prior logit
     from the model's generic failure head, corrected by what the camera's own labelled frames say."""
 
-    def __init__(self, bundle: ModelBundle, backend: EmbeddingBackend, config: DetectorConfig):
+    def __init__(
+        self, bundle: ModelBundle, backend: EmbeddingBackend, config: DetectorConfig, warm_up: bool = True
+    ):
         self.bundle = bundle
         self.backend = backend
         self.backend_name = backend.name
@@ -172,7 +174,8 @@ class PrototypeDetector(Detector):
         self._threshold_override = config.threshold
         self._band_override = config.uncertain_band
         self.set_calibration(None)
-        backend.warm_up(self.input_size[1], self.input_size[0])
+        if warm_up:
+            backend.warm_up(self.input_size[1], self.input_size[0])
 
     def embed(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.backend.embed(to_model_input(image_bgr, self.input_size))
@@ -255,15 +258,18 @@ class PrototypeDetector(Detector):
         )
 
 
-def load_detector(config: DetectorConfig, cache_dir: Path | None = None) -> PrototypeDetector:
-    """Load the configured model (default: the shipped one), pick a backend and warm it up.
+def load_detector(
+    config: DetectorConfig, cache_dir: Path | None = None, warm_up: bool = True
+) -> PrototypeDetector:
+    """Load the configured model (default: the shipped one), pick a backend and warm it up (two runs on a
+    black frame, so that timings start steady; the service skips them: see :func:`plugins.load_detector`).
     ``cache_dir`` (the state directory) remembers which backend it runs."""
     bundle = load_bundle(config.model)
     if "ok" not in bundle.prototypes or "failure" not in bundle.prototypes:
         raise ModelFormatError(f"model {bundle.name}: prototypes need arrays 'ok' and 'failure'")
     backend = select_backend(bundle, config, cache_dir)
     logger.info("model %s on %s, input %dx%d", bundle.name, backend.name, *bundle.input_size)
-    return PrototypeDetector(bundle, backend, config)
+    return PrototypeDetector(bundle, backend, config, warm_up=warm_up)
 
 
 def build_calibration(

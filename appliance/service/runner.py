@@ -123,13 +123,14 @@ class Service:
 
     # -- set-up -----------------------------------------------------------------------------
     def build(self) -> None:
+        state_dir = self.config.service.state_dir
         # temp files a SIGKILL or power cut left mid-write (never a complete state file): removed
-        clean_leftovers(self.config.service.state_dir)
-        self.detector = load_detector(self.config.detector, cache_dir=self.config.service.state_dir)
+        clean_leftovers(state_dir)
+        # no warm-up runs: the first frame is analysed at once, and READY waits for it
+        self.detector = load_detector(self.config.detector, cache_dir=state_dir, warm_up=False)
         self.sinks = [ConsoleSink()] if self.print_decisions else []
         self.sinks += build_sinks(self.config, self.context)
         judge = build_judge(self.config, self.context)
-        state_dir = self.config.service.state_dir
         for camera in self.config.cameras:
             source = build_source(camera.name, camera.source, self.detector.input_size)
             budget = self.config.cloud.budget
