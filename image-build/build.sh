@@ -6,7 +6,8 @@
 #
 # makes DIR/layerwatch-ARCH.img (MBR: FAT32 boot partition LWBOOT + ext4 root lwroot) and
 # DIR/layerwatch-ARCH.img.xz, plus the lock files DIR/layerwatch-ARCH.debian.txt (package=version)
-# and DIR/layerwatch-ARCH.python.txt (pip freeze of the venv). The last line of output is one JSON
+# and DIR/layerwatch-ARCH.python.txt (pip freeze of the venv), for arm64 DIR/layerwatch-arm64.pi-boards.json
+# (each Pi's SD card driver chain in this kernel: image-build/pi_boards.py). The last line of output is one JSON
 # object: {"arch", "build_s", "raw_mb", "compressed_mb", ...}.
 #
 # Environment: LAYERWATCH_MIRROR (Debian mirror, default http://deb.debian.org/debian),
@@ -134,6 +135,8 @@ wait "$wheels_pid" || true
 grep -v '^WARNING: Location' "$WORK/wheels.log" || true
 cp "$WORK/manifest-debian.txt" "$OUT/layerwatch-$ARCH.debian.txt"
 cp "$WORK/manifest-python.txt" "$OUT/layerwatch-$ARCH.python.txt"
+# arm64: which Pi boards the kernel can mount the SD card's root on (steps/55-pi-boards-arm64)
+if [ -f "$WORK/pi-boards.json" ]; then cp "$WORK/pi-boards.json" "$OUT/layerwatch-$ARCH.pi-boards.json"; fi
 
 # --- the image: MBR, FAT32 boot + ext4 root (make-image.sh: no loop device, no mount) -------------
 say "image"
