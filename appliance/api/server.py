@@ -2,8 +2,11 @@
 
 :meth:`ApiServer.start` only binds the socket (a port that cannot be bound is logged as an error and the
 service runs on without the API, as with a broken channel); FastAPI and uvicorn are imported, the app
-built and served on the server's thread with its own event loop, so the web stack costs the service's
-start-up (``READY=1``) nothing. The analysis loop never calls into it: events reach it through
+built and served on the server's thread with its own event loop. In the service that thread first waits
+for READY (``after``, at most ``START_WAIT_S``): its imports hold the GIL for most of their time, and on a
+slow board they would slow the first frame's analysis (measured under QEMU: uvicorn and FastAPI take
+10 s of imports there). A browser that connects meanwhile waits in the socket's backlog. The
+analysis loop never calls into it: events reach it through
 ``call_soon_threadsafe``. Every request passes :class:`~appliance.api.request_limits.RequestLimits` first
 (the token before a control body is read, every body capped) and uvicorn serves at most
 ``MAX_CONNECTIONS`` at once. ``stop()`` asks uvicorn to exit, gives open streams ``GRACE_S`` to close and
@@ -24,14 +27,17 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 GRACE_S = 1
+#: the longest the server waits for the service's READY before it serves anyway (seconds)
+START_WAIT_S = 30.0
 #: connections and tasks served at once; uvicorn answers 503 beyond (issue 33: 200 concurrent SSE, MJPEG and
 #: status clients must still be served, a flood of requests must not take the memory of a 512 MB board)
 MAX_CONNECTIONS = 256
 
 
 class ApiServer:
-    def __init__(self, sink: ApiSink, host: str, port: int):
+    def __init__(self, sink: ApiSink, host: str, port: int, after: threading.Event | None = None):
         self.sink = sink
+        self.after = after  # serve once this is set (the service's READY), or after START_WAIT_S
         self.host, self.port = host, port
         self.thread = threading.Thread(target=self._run, name="api-server", daemon=True)
         self.bound_port: int | None = None
@@ -58,6 +64,14 @@ class ApiServer:
         self.thread.start()
 
     def _run(self) -> None:
+        if self.after is not None:
+            waited = 0.0
+            while not self.after.wait(0.2) and not self._stop.is_set() and waited < START_WAIT_S:
+                waited += 0.2
+        if self._stop.is_set():
+            assert self._socket is not None
+            self._socket.close()
+            return
         import uvicorn
 
         from appliance.api.app import build_app

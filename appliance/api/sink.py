@@ -78,7 +78,7 @@ class ApiSink:
     def start(self) -> None:
         from appliance.api.server import ApiServer
 
-        self.server = ApiServer(self, self.api.host, self.api.port)
+        self.server = ApiServer(self, self.api.host, self.api.port, after=self.context.ready)
         self.server.start()
 
     def stop(self) -> None:

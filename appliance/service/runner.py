@@ -77,6 +77,7 @@ class Service:
             cameras=[c.name for c in config.cameras],
             state_dir=config.service.state_dir,
             storage=StorageHealth(config.service.state_dir),
+            ready=threading.Event(),
         )
         #: recalibrations run beside the loop, one at a time (issue 14, defect 4); shares the model's lock
         self.calibration = CalibrationWorker(threading.Lock())
@@ -263,6 +264,8 @@ class Service:
             ready_s = time.monotonic() - self.started_at
             logger.info("ready after %.2f s: %s", ready_s, self.status_line())
             self.notifier.ready(self.status_line())
+            if self.context.ready is not None:
+                self.context.ready.set()
         self.notifier.status(self.status_line())
 
     def _count_error(self, camera: str, exc: Exception) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,9 @@ class ServiceContext:
     storage: StorageHealth = field(default_factory=StorageHealth)
     #: standing conditions, each shown on systemd's STATUS= line (e.g. "cloud judge bedrock off: ...")
     notes: list[str] = field(default_factory=list)
+    #: set by the service at READY (every camera analysed a first frame or is offline); None outside the
+    #: service. Start-up work that can wait (the web stack's imports) waits for it.
+    ready: threading.Event | None = None
 
 
 def build_sinks(config: LayerwatchConfig, context: ServiceContext) -> list[ActionSink]:
