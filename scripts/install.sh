@@ -18,7 +18,8 @@
 # /opt/layerwatch/venv folder is moved there; a later run installs into the active venv; updates with
 # rollback: layerwatch-update), on Raspberry Pi OS with --system-site-packages so apt's
 # python3-picamera2 and python3-lgpio are used (and apt's numpy, which they are built for), the
-# update command /usr/local/sbin/layerwatch-update (scripts/update.sh), the command
+# update command /usr/local/sbin/layerwatch-update (scripts/update.sh, with
+# /usr/local/lib/layerwatch/update-bundle.sh), the command
 # /usr/local/bin/layerwatch (a link to the active venv's, so it follows updates), the models in
 # /usr/share/layerwatch/models, the config skeleton /etc/layerwatch/layerwatch.toml (never
 # overwritten) with empty credential files, layerwatch.service and layerwatch-fan.service in
@@ -65,6 +66,7 @@ MODELS=$ROOT/usr/share/layerwatch/models
 UNIT_DIR=$ROOT/etc/systemd/system
 UDEV_DIR=$ROOT/etc/udev/rules.d
 UPDATE_CMD=$ROOT/usr/local/sbin/layerwatch-update
+UPDATE_LIB=$ROOT/usr/local/lib/layerwatch/update-bundle.sh  # the half of it that verifies and builds
 # `layerwatch` on PATH (sudo's secure_path too): a link to the active venv's command
 COMMAND_LINK=$ROOT/usr/local/bin/layerwatch
 # where the platform is detected (tests point it at a fake /etc)
@@ -130,7 +132,8 @@ uninstall() {
     done
   fi
   for unit in "${UNITS[@]}"; do run rm -f "$UNIT_DIR/$unit"; done
-  run rm -f "$UDEV_DIR/99-layerwatch.rules" "$UPDATE_CMD"
+  run rm -f "$UDEV_DIR/99-layerwatch.rules" "$UPDATE_CMD" "$UPDATE_LIB"
+  run rmdir --ignore-fail-on-non-empty "$(dirname "$UPDATE_LIB")" 2>/dev/null || true
   if [ -L "$COMMAND_LINK" ]; then run rm -f "$COMMAND_LINK"; fi
   if systemd_running; then
     run systemctl daemon-reload || true
@@ -288,6 +291,7 @@ install_files() {
   for unit in "${UNITS[@]}"; do run install -m 0644 "$SRC/systemd/$unit" "$UNIT_DIR/$unit"; done
   run install -m 0644 "$SRC/udev/99-layerwatch.rules" "$UDEV_DIR/99-layerwatch.rules"
   run install -D -m 0755 "$SRC/scripts/update.sh" "$UPDATE_CMD"
+  run install -D -m 0644 "$SRC/scripts/update-bundle.sh" "$UPDATE_LIB"
   # absolute, through the venv symlink: an update (which switches that symlink) moves the command too;
   # a file of the same name that is not a link (someone else's) is left alone
   if [ -L "$COMMAND_LINK" ] || [ ! -e "$COMMAND_LINK" ]; then

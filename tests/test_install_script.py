@@ -92,6 +92,11 @@ def test_install_into_a_root_is_idempotent_and_uninstall_removes_it(tmp_path: Pa
         "etc/layerwatch/credentials/mqtt_password",
     ):
         assert path in installed, path
+    # the update command finds its other half where install.sh put it (and says so when it is gone)
+    command = [str(root / "usr/local/sbin/layerwatch-update"), "--help"]
+    env = {**os.environ, "LAYERWATCH_ROOT": str(root)}
+    helped = subprocess.run(command, capture_output=True, text=True, timeout=30, env=env)
+    assert helped.returncode == 0 and "layerwatch-update BUNDLE" in helped.stdout, helped.stderr
     # `layerwatch` on PATH: a link through the venv symlink, so an update moves it too
     assert os.readlink(root / "usr/local/bin/layerwatch") == "/opt/layerwatch/venv/bin/layerwatch"
     assert (
@@ -108,6 +113,11 @@ def test_install_into_a_root_is_idempotent_and_uninstall_removes_it(tmp_path: Pa
     after["etc/layerwatch/layerwatch.toml"] = installed["etc/layerwatch/layerwatch.toml"]
     assert after == installed
     # --keep-data keeps config and state, plain --uninstall removes everything
+    library = root / "usr/local/lib/layerwatch/update-bundle.sh"
+    library.rename(tmp_path / "moved.sh")
+    lost = subprocess.run(command, capture_output=True, text=True, timeout=30, env=env)
+    assert lost.returncode == 1 and "update-bundle.sh is missing" in lost.stderr
+    (tmp_path / "moved.sh").rename(library)
     assert _run("--root", str(root), "--uninstall", "--keep-data").returncode == 0
     assert set(_tree(root)) == {p for p in installed if p.startswith("etc/layerwatch/")}
     assert _run("--root", str(root), "--uninstall").returncode == 0

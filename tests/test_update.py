@@ -241,7 +241,7 @@ def populate(root: Path) -> None:
 
 
 STEP = REPO / "image-build" / "steps" / "45-update"
-SCRIPTS = [UPDATE, MAKE_BUNDLE, *sorted(STEP.glob("run.sh"))]
+SCRIPTS = [UPDATE, UPDATE.with_name("update-bundle.sh"), MAKE_BUNDLE, *sorted(STEP.glob("run.sh"))]
 
 
 @pytest.fixture(scope="module")
