@@ -55,6 +55,9 @@ PHANDLE_LISTS = {
 CORE = {"simple-bus", "simple-mfd", "syscon", "fixed-clock", "fixed-factor-clock", "arm,gic-400"}
 #: a USB device's node (``usb424,ec00``: the Pi 3's Ethernet chip): matched by its USB ids, not the tree
 USB_ID = re.compile(r"^usb[0-9a-f]{3,4},[0-9a-f]{3,4}$")
+#: a PCI function's node (``pci1de4,1``: the Pi 5's RP1): matched by ``pci:`` aliases; ``pciclass,0604``
+#: (a PCIe root port) is the PCI core's
+PCI_ID = re.compile(r"^pci([0-9a-f]{1,4}),([0-9a-f]{1,4})$")
 #: the boards a Layerwatch card is for (device-tree file stems on the boot partition)
 BOARDS = (
     "bcm2837-rpi-3-b", "bcm2837-rpi-3-b-plus", "bcm2837-rpi-3-a-plus", "bcm2837-rpi-zero-2-w",
@@ -195,13 +198,13 @@ class Tree:
             if node.path in seen or node.parent is None:
                 continue
             seen[node.path] = node
+            if node.parent.parent is not None:  # the bus it sits on, always (a Pi 5's RP1 on PCIe)
+                todo.append(node.parent)
             if not follow(node):
                 continue
             todo += self.references(node)
             if "interrupts" in node.props and (parent := self.interrupt_parent(node)) is not None:
                 todo.append(parent)
-            if node.parent is not None and node.parent.parent is not None:
-                todo.append(node.parent)
         return list(seen.values())
 
 
@@ -210,7 +213,7 @@ class Kernel:
     """What ROOT's kernel can drive: module aliases, the modules in the initramfs, built-in strings."""
 
     version: str
-    aliases: list[tuple[str, str]]  # (pattern, module)
+    aliases: list[tuple[str, str]]  # (pattern, module): of: and pci: aliases
     initramfs_modules: set[str]
     root_modules: set[str]
     builtin_strings: set[bytes]
@@ -226,6 +229,11 @@ class Kernel:
                 return {"compatible": compatible, "driver": "core"}
         if node.compatible and all(USB_ID.match(c) for c in node.compatible):
             return {"compatible": node.compatible[0], "driver": "a USB device (matched by its USB ids)"}
+        if node.compatible and all(c.startswith("pciclass,") for c in node.compatible):
+            return {"compatible": node.compatible[0], "driver": "core"}
+        pci = next((m for c in node.compatible if (m := PCI_ID.match(c))), None)
+        if pci is not None:
+            modalias = f"pci:v{int(pci[1], 16):08X}d{int(pci[2], 16):08X}sv*sd*bc*sc*i*"
         for pattern, module in self.aliases:
             if fnmatch.fnmatchcase(modalias, pattern):
                 where = self.initramfs_modules if need_initramfs else self.root_modules
@@ -281,7 +289,7 @@ def load_kernel(root: Path, bootfs: Path) -> Kernel:
     aliases = []
     for line in (modules_dir / "modules.alias").read_text().splitlines():
         parts = line.split()
-        if len(parts) == 3 and parts[0] == "alias" and parts[1].startswith("of:"):
+        if len(parts) == 3 and parts[0] == "alias" and parts[1].startswith(("of:", "pci:v0")):
             aliases.append((parts[1], parts[2].replace("-", "_")))
     root_modules = {module_name(p.name) for p in modules_dir.rglob("*.ko*")}
     initramfs = {module_name(n) for n in initramfs_listing(bootfs / "initrd.img") if ".ko" in n}

@@ -80,6 +80,12 @@ def test_arm64_image_boots_with_the_camera_stack_mdns_and_the_token(arm64_image:
         compressed_mb = compressed.stat().st_size / 2**20
         print(f"compressed: {compressed_mb:.1f} MB")
         assert compressed_mb <= COMPRESSED_TARGET_MB, compressed_mb
+    boards = arm64_image.with_name("layerwatch-arm64.pi-boards.json")  # build.sh: steps/55-pi-boards-arm64
+    if boards.is_file():
+        report = json.loads(boards.read_text())
+        print("Pi boards:", report["kernel"], report["boot"])
+        assert report["boot"] and all(report["boot"].values()), report["boot"]
+        assert {"bcm2837-rpi-3-b", "bcm2711-rpi-4-b", "bcm2712-rpi-5-b"} <= set(report["boot"])
     image = _variant(
         arm64_image, tmp_path, {"layerwatch.toml": DEMO_CONFIG.read_text(), "hostname": "printer-cam\n"}, 512
     )

@@ -25,6 +25,8 @@ sys.modules["pi_boards"] = pi_boards  # its dataclasses look their module up the
 spec.loader.exec_module(pi_boards)
 
 VERSION = "7.3.4+deb13-arm64"
+RP1 = "/axi/pcie@1000120000/pci@0,0/dev@0,0"
+ETHERNET = RP1 + "/pci-ep-bus@1/ethernet@40100000"
 
 
 def fdt(tree: dict) -> bytes:
@@ -92,6 +94,18 @@ def board() -> dict:
             {"name": "mmc@1100000", "props": {"compatible": "brcm,bcm2712-sdhci", "non-removable": None,
                                               "clocks": [99, 1]}},
         ]},
+        {"name": "aliases", "props": {"ethernet0": ETHERNET}},
+        {"name": "axi", "props": {"compatible": "simple-bus"}, "children": [
+            {"name": "pcie@1000120000", "props": {"compatible": "brcm,bcm2712-pcie"}, "children": [
+                {"name": "pci@0,0", "children": [
+                    {"name": "dev@0,0", "props": {"compatible": "pci1de4,1"}, "children": [
+                        {"name": "pci-ep-bus@1", "props": {"compatible": "simple-bus"}, "children": [
+                            {"name": "ethernet@40100000", "props": {"compatible": "raspberrypi,rp1-gem"}},
+                        ]},
+                    ]},
+                ]},
+            ]},
+        ]},
         {"name": "sd-vcc-reg", "props": {"compatible": "regulator-fixed", "phandle": [3]}},
         {"name": "sd-io-1v8-reg", "props": {"compatible": "regulator-gpio", "phandle": [5],
                                             "gpios": [2, 3, 0]}},
@@ -110,11 +124,16 @@ def card(tmp_path: Path) -> tuple[Path, Path]:
         "alias of:N*T*Cbrcm,brcmstb-gpioC* gpio_brcmstb\n"
         "alias of:N*T*Cregulator-gpioC* gpio_regulator\n"
         "alias pci:v000014E4d* tg3\n"
+        "alias pci:v00001DE4d00000001sv*sd*bc*sc*i* rp1_pci\n"
+        "alias of:N*T*Craspberrypi,rp1-gemC* macb\n"
     )
-    for name in ("mmc/host/sdhci-brcmstb.ko.xz", "gpio/gpio-brcmstb.ko.xz", "regulator/gpio-regulator.ko.xz"):
+    for name in ("mmc/host/sdhci-brcmstb.ko.xz", "gpio/gpio-brcmstb.ko.xz", "regulator/gpio-regulator.ko.xz",
+                 "misc/rp1/rp1_pci.ko.xz", "net/ethernet/cadence/macb.ko.xz"):  # fmt: skip
         (modules / "kernel/drivers" / name).parent.mkdir(parents=True, exist_ok=True)
         (modules / "kernel/drivers" / name).write_bytes(b"")
-    (bootfs / "vmlinuz").write_bytes(gzip.compress(b"\0Linux\0brcm,l2-intc\0regulator-fixed\0"))
+    (bootfs / "vmlinuz").write_bytes(
+        gzip.compress(b"\0Linux\0brcm,l2-intc\0regulator-fixed\0brcm,bcm2712-pcie\0")
+    )
     (bootfs / "bcm2712-rpi-5-b.dtb").write_bytes(fdt(board()))
     return root, bootfs
 
@@ -138,6 +157,21 @@ def test_the_sd_chain_boots_when_every_module_is_in_the_initramfs(card: tuple[Pa
     assert chain["/soc@107c000000/intc@7d503000"]["driver"] == "built in"
     assert chain["/soc@107c000000"]["driver"] == "core"
     assert "/soc@107c000000/mmc@1100000" not in chain  # the Wi-Fi's host is not the SD card's
+    # the Ethernet behind the RP1 on PCIe: macb, the RP1's PCI driver (by its PCI ids), PCIe built in
+    assert report["boards"]["bcm2712-rpi-5-b"]["devices"]["ethernet"] == [
+        {"node": ETHERNET, "compatible": ["raspberrypi,rp1-gem"], "missing": []}
+    ]
+
+
+def test_a_missing_rp1_driver_is_listed_but_does_not_stop_the_sd_boot(card: tuple[Path, Path], capsys):
+    root, bootfs = card
+    alias = root / "usr/lib/modules" / VERSION / "modules.alias"
+    alias.write_text(alias.read_text().replace("rp1_pci", "other"))
+    write_initramfs(bootfs, ["mmc/host/sdhci-brcmstb.ko.xz", "gpio/gpio-brcmstb.ko.xz",
+                             "regulator/gpio-regulator.ko.xz"])  # fmt: skip
+    assert pi_boards.main([str(root), str(bootfs)]) == 0
+    board = pi_boards.json.loads(capsys.readouterr().out)["boards"]["bcm2712-rpi-5-b"]
+    assert board["boots"] and board["devices"]["ethernet"][0]["missing"] == [RP1]
 
 
 def test_a_module_left_out_of_the_initramfs_fails_the_board(
