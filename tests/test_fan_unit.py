@@ -33,6 +33,8 @@ def test_fan_unit_stands_alone_and_is_supervised():
     assert "layerwatch.service" not in "".join(keys.get("Requires", []) + keys.get("BindsTo", [])), (
         "the fan must not stop when the detector does"
     )
+    # at boot it starts after the detector (ordering only: Wants/Requires would tie them together)
+    assert keys["After"] == ["layerwatch.service"] and "Wants" not in keys
     assert keys["SupplementaryGroups"] == ["gpio"], "no video access for the fan"
     assert keys["PrivateNetwork"] == ["yes"] and keys["RestrictAddressFamilies"] == ["AF_UNIX"]
     assert keys["RuntimeDirectory"] == ["layerwatch"]  # /run/layerwatch/fan.json
