@@ -15,8 +15,9 @@ The Ethernet (``ethernet0``), the serial console (``serial0``), the USB host con
 root complex (a Pi 4's USB 3 chip, a Pi 5's RP1: its Ethernet, USB and GPIO header) are checked the
 same way, but only need their module in the root, not in the initramfs (``devices``, not ``boots``).
 
-Prints one JSON object (per board: the SD chain with each node's driver, what has none, ``boots``) and
-exits 1 when a board's SD chain has a node without a driver, 0 otherwise. The arm64 image build runs it
+Prints one JSON object (per board: the SD chain with each node's driver, what has none, ``boots``), says on
+stderr which boards pass and what each failing one lacks, and exits 1 when a board's SD chain has a
+node without a driver, 0 otherwise. The arm64 image build runs it
 (steps/55-pi-boards-arm64) so that a kernel that cannot boot a listed board fails the build.
 
 The device tree is parsed here (the flattened-tree format: a header, a structure block of tokens, a
@@ -369,6 +370,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(text + "\n")
     print(text)
+    for name, board in boards.items():  # the verdict in words, on stderr (the build's log)
+        if not board["boots"]:
+            lacking = board["missing"]
+            print(
+                f"{name} cannot mount its root with kernel {kernel.version}: no driver for {lacking}",
+                file=sys.stderr,
+            )
+    passed = [name for name, ok in boot.items() if ok]
+    print(
+        f"Pi boards with an SD driver chain in {kernel.version}: {', '.join(passed) or 'none'}",
+        file=sys.stderr,
+    )
     return 0 if boards and all(boot.values()) else 1
 
 

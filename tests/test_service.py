@@ -209,7 +209,7 @@ def test_service_start_runs_no_warm_up_frames(
     tmp_path: Path, synthetic_clip: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """READY waits for the first real frame, so the service skips the detector's two warm-up runs on a
-    black frame (2-3.6 s each in the arm64 image under QEMU); the benchmarks and tools keep them."""
+    black frame (2.0-2.4 s each under qemu-user emulation); the benchmarks and tools keep them."""
     from appliance.config.loader import load_config
     from appliance.config.model import DetectorConfig
     from appliance.detector import load_detector

@@ -4,11 +4,12 @@
 service runs on without the API, as with a broken channel); FastAPI and uvicorn are imported, the app
 built and served on the server's thread with its own event loop. In the service that thread first waits
 for READY (``after``, at most ``START_WAIT_S``): its imports hold the GIL for most of their time, and on a
-slow board they would slow the first frame's analysis (measured under QEMU: uvicorn and FastAPI take
-10 s of imports there). A browser that connects meanwhile waits in the socket's backlog. The
-analysis loop never calls into it: events reach it through
-``call_soon_threadsafe``. Every request passes :class:`~appliance.api.request_limits.RequestLimits` first
-(the token before a control body is read, every body capped) and uvicorn serves at most
+slow board they would slow the first frame's analysis (measured on the arm64 image's root under
+qemu-user emulation: uvicorn, FastAPI and the app's routes took 8-10 s of imports there). A browser
+that connects meanwhile waits in the socket's backlog. The analysis loop never calls into it: events
+reach it through ``call_soon_threadsafe``. Every request passes
+:class:`~appliance.api.request_limits.RequestLimits` first (the token before a control body is read,
+every body capped) and uvicorn serves at most
 ``MAX_CONNECTIONS`` at once. ``stop()`` asks uvicorn to exit, gives open streams ``GRACE_S`` to close and
 returns within about two seconds.
 """

@@ -82,8 +82,8 @@ def load_detector(
     """The configured detector, loaded and warmed up (``cache_dir``: the state directory, where the
     prototype detector remembers the backend it runs). ``warm_up=False`` skips the embedding model's two
     runs on a black frame: the service does, because its first real frame is analysed at once and
-    READY waits for it (measured in the arm64 image under QEMU: each run 2.0-3.6 s there, 2 of the
-    25.9 s from the unit's start to READY; tens of milliseconds on a Pi 4)."""
+    READY waits for it (measured on the arm64 image's root under qemu-user emulation: 2.0-2.4 s a run,
+    two of them in the service's start)."""
     if isinstance(config, YoloDetectorConfig):
         return load_yolo_detector(config)
     if config.second_opinion is None:

@@ -22,17 +22,6 @@ done
 if [ -f "$BOOTFS/bcm2712-d-rpi-5-b.dtb" ]; then cp "$BOOTFS/bcm2712-d-rpi-5-b.dtb" "$BOOTFS/bcm2712d0-rpi-5-b.dtb"; fi
 install -m 0644 "$kernel" "$BOOTFS/vmlinuz"
 install -m 0644 "$ROOT/boot/initrd.img-$version" "$BOOTFS/initrd.img"
-# what the kernel can drive on a Pi 5 (its SD card controller and the RP1 chip: Ethernet, USB, the
-# GPIO header, the camera ports), from its own configuration
-pi5="A Pi 5 cannot boot this card: Debian's kernel $version has the Pi 5 device tree but not the drivers"
-pi5="$pi5 of its SD card controller (sdhci-brcmstb) and of the RP1 chip (Ethernet, USB, GPIO header);"
-pi5="$pi5 trixie-backports' kernel (7.3) has them (image-build/README.md, The Raspberry Pi 5)"
-config="$ROOT/boot/config-$version"
-[ -f "$config" ] || config="$ROOT/usr/lib/modules/$version/config"
-if grep -q '^CONFIG_MMC_SDHCI_BRCMSTB=[ym]' "$config" && grep -q '^CONFIG_MISC_RP1=[ym]' "$config"; then
-  pi5="Debian's kernel $version has the SD card controller (sdhci-brcmstb) and the RP1 drivers;"
-  pi5="$pi5 not tried on a Pi 5 (image-build/README.md)"
-fi
 # config.txt: the kernel lines, then the image's own (also in /etc/default/raspi-firmware-custom: on
 # the card, a kernel update runs raspi-firmware's hook, which writes config.txt anew with Debian's
 # lines for the new kernel and appends that file, so the settings and sections below stay)
@@ -53,8 +42,9 @@ display_auto_detect=0
 max_framebuffers=2
 
 [pi5]
-# Pi 5: bcm2712-rpi-5-b.dtb (its EEPROM bootloader reads this file and the kernel itself).
-$(echo "$pi5" | fold -s -w 90 | sed 's/^/# /; s/ *$//')
+# Pi 5: bcm2712-rpi-5-b.dtb (its EEPROM bootloader reads this file and the kernel itself). The
+# build checked that the kernel drives its SD card (layerwatch-arm64.pi-boards.json beside the
+# image); not tried on a Pi 5 (image-build/README.md, The Raspberry Pi 5).
 
 [all]
 CUSTOM
